@@ -1,0 +1,161 @@
+/*
+ * Internal structures of pm-executor, shared by server.c (gRPC calls), step.c (the command state
+ * machine of one call) and loop.c (the I/O thread: pipes, signals, reaping, timers, shutdown).
+ *
+ * Threads: the completion-queue thread runs rpc_cq_run and handles gRPC completions; the I/O
+ * thread (the main thread) waits in epoll for pipe readiness, signals and timers. Both take
+ * srv->mu around any change to a call and never hold it while waiting. Only the I/O thread frees
+ * calls, after removing their fds from epoll, so an epoll event never points to freed memory.
+ */
+#ifndef PM_EXECUTOR_INTERNAL_H
+#define PM_EXECUTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <grpc/grpc.h>
+
+#include "executor/executor.h"
+#include "executor/request.h"
+#include "rpc/rpc.h"
+
+typedef struct exe_server exe_server;
+typedef struct exe_call exe_call;
+
+typedef enum { K_RUN, K_LEGACY, K_INFO, K_COUNT } exe_call_kind;
+
+/* Lifecycle of the current command of a call (see step.c for the transitions). */
+typedef enum {
+    CMD_PENDING, /* not started yet */
+    CMD_RUNNING, /* process alive; output flowing */
+    CMD_REAPED,  /* process reaped; draining what is left in the pipes */
+    CMD_DONE,    /* exit reported; the call moves on */
+} exe_cmd_state;
+
+/* Which of a command's pipes an epoll registration stands for. */
+enum { FD_STDIN = 0, FD_STDOUT = 1, FD_STDERR = 2 };
+
+typedef struct {
+    exe_call *call;
+    int which;
+} exe_fd_ref;
+
+struct exe_call {
+    rpc_tag tag_new, tag_close, tag_send;
+    exe_server *srv;
+    exe_call_kind kind;
+    uint64_t id;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *req;
+    grpc_byte_buffer *send_bb; /* the message in flight, destroyed when its tag returns */
+    int cancelled_out;         /* RECV_CLOSE_ON_SERVER's out-value */
+
+    int pending;         /* tags started and not yet returned */
+    bool closed;         /* RECV_CLOSE_ON_SERVER returned */
+    bool md_sent;        /* initial metadata went out */
+    bool send_in_flight; /* one SEND_MESSAGE at a time */
+    bool status_sent;    /* the call is finished from our side */
+    bool client_gone;    /* cancelled, deadline passed, or a send failed */
+    bool in_running;     /* in srv->running and counted against max_concurrent */
+    bool dead;           /* queued for freeing by the I/O thread */
+
+    exe_step step;
+    uint64_t output_cap;
+    size_t cur;
+    exe_cmd_state cstate;
+    bool stop; /* no further commands (failure without continue_on_error) */
+    uint64_t t_call_us;
+
+    /* The current command. */
+    pid_t pid;
+    int fd[3];
+    bool fd_registered[3];
+    exe_fd_ref ref[3];
+    const uint8_t *in_pos;
+    size_t in_left;
+    bool started_pending;
+    bool read_stderr_first;
+    uint64_t t0_us, deadline_us, kill_at_us, drain_until_us;
+    bool timed_out, cancelled;
+    int wstatus;
+    struct rusage ru;
+    uint64_t t_exit_us;
+    uint64_t produced[3];
+    uint64_t delivered;
+    bool truncated;
+    int exit_code_on_fail; /* 126/127 when the command could not start; 0 otherwise */
+    char error[256];
+    char **envp;
+
+    /* ExecuteCommands: outputs collected for the unary reply. */
+    uint8_t *collect;
+    size_t collect_len, collect_cap;
+    exe_blob *outs;
+    size_t out_start;
+    char errtail[1024];
+    size_t errtail_len;
+    char legacy_error[1600];
+    bool any_failed;
+
+    exe_call *next; /* in srv->running or srv->dead */
+};
+
+struct exe_server {
+    exe_config cfg;
+    char *token;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    void *method[K_COUNT];
+    rpc_health *health;
+    pthread_t cq_thread;
+    rpc_tag tag_shutdown;
+
+    pthread_mutex_t mu;
+    exe_call *running;
+    exe_call *dead;
+    uint64_t nrunning;
+    uint64_t next_id;
+    uint64_t commands_started;
+    uint8_t *buf; /* output read buffer, used under mu */
+
+    int epfd, sigfd, wakefd;
+    bool shutdown_requested, shutdown_started, server_down, killing_all;
+    uint64_t shutdown_deadline_us, hard_deadline_us;
+
+    pid_t app_pid; /* PID-1 mode: the supervised app, or 0 */
+    bool app_exited;
+    int app_status;
+    char *const *base_env;
+};
+
+/* server.c */
+void exe_call_arm(exe_server *srv, exe_call_kind kind);
+bool exe_call_send(exe_call *c, grpc_byte_buffer *bb);
+void exe_call_finish(exe_call *c, grpc_status_code code, const char *msg);
+void exe_call_finish_unary(exe_call *c, grpc_byte_buffer *reply);
+void exe_call_maybe_dead(exe_call *c);
+void exe_free_dead(exe_server *srv);
+void exe_begin_shutdown(exe_server *srv);
+
+/* step.c */
+void exe_step_pump(exe_call *c);
+void exe_step_reaped(exe_call *c, int wstatus, const struct rusage *ru);
+void exe_step_kill(exe_call *c, int sig, const char *why);
+void exe_step_timers(exe_call *c, uint64_t now);
+uint64_t exe_step_next_timer(const exe_call *c);
+void exe_step_close_fds(exe_call *c);
+void exe_step_begin(exe_call *c);
+
+/* loop.c */
+int exe_loop_init(exe_server *srv);
+void exe_loop_run(exe_server *srv);
+void exe_loop_wake(exe_server *srv);
+int exe_loop_arm(exe_server *srv, exe_call *c, int which);
+void exe_loop_forget(exe_server *srv, exe_call *c, int which);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * The I/O thread of pm-executor: one epoll set holding the command pipes (one-shot, re-armed by
+ * the step when a read would block), a signalfd (SIGCHLD for reaping, SIGTERM and friends for
+ * shutdown or for forwarding to the app in PID-1 mode) and an eventfd that other threads write to
+ * when timers or the shutdown state changed. Reaping follows libuv: peek with WNOWAIT, kill the
+ * rest of the command's process group while the zombie still pins the group id, then reap.
+ */
+#include "executor/internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Sentinels for the two fds that are not pipes. */
+static int tag_signal, tag_wake;
+
+int exe_loop_init(exe_server *srv)
+{
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sigset_t set;
+    pthread_sigmask(SIG_BLOCK, NULL, &set);
+    srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    srv->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (srv->epfd < 0 || srv->sigfd < 0 || srv->wakefd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->sigfd, &ev) < 0)
+        return -errno;
+    ev.data.ptr = &tag_wake;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wakefd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+void exe_loop_wake(exe_server *srv)
+{
+    uint64_t one = 1;
+    ssize_t w = write(srv->wakefd, &one, sizeof one);
+    (void)w; /* EAGAIN means a wake-up is already pending */
+}
+
+int exe_loop_arm(exe_server *srv, exe_call *c, int which)
+{
+    c->ref[which] = (exe_fd_ref){c, which};
+    struct epoll_event ev = {
+        .events = (which == FD_STDIN ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT,
+        .data.ptr = &c->ref[which],
+    };
+    int op = c->fd_registered[which] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(srv->epfd, op, c->fd[which], &ev) < 0)
+        return -errno;
+    c->fd_registered[which] = true;
+    return 0;
+}
+
+void exe_loop_forget(exe_server *srv, exe_call *c, int which)
+{
+    if (!c->fd_registered[which])
+        return;
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd[which], NULL);
+    c->fd_registered[which] = false;
+}
+
+static exe_call *find_by_pid(exe_server *srv, pid_t pid)
+{
+    for (exe_call *c = srv->running; c; c = c->next)
+        if (c->pid == pid && c->cstate == CMD_RUNNING)
+            return c;
+    return NULL;
+}
+
+static void reap(exe_server *srv)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+            return;
+        pid_t pid = si.si_pid;
+        exe_call *c = find_by_pid(srv, pid);
+        if (c)
+            kill(-pid, SIGKILL); /* what the command left behind in its group */
+        int status = 0;
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        pid_t r;
+        do
+            r = wait4(pid, &status, WNOHANG, &ru);
+        while (r < 0 && errno == EINTR);
+        if (r != pid)
+            continue;
+        if (c) {
+            exe_step_reaped(c, status, &ru);
+            exe_step_pump(c);
+            exe_call_maybe_dead(c);
+        } else if (pid == srv->app_pid) {
+            srv->app_exited = true;
+            srv->app_status = status;
+            rpc_log("info", "app_exited", "pid=%d status=%d signal=%d", (int)pid,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+            exe_begin_shutdown(srv);
+        }
+        /* Anything else was an orphan re-parented to us: reaped, nothing to report. */
+    }
+}
+
+static void on_signals(exe_server *srv)
+{
+    struct signalfd_siginfo si;
+    while (read(srv->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGCHLD)
+            continue; /* reap() below collects every exited child */
+        if (srv->app_pid > 0 && !srv->app_exited) {
+            /* PID-1 mode: the app decides; we shut down when it exits. */
+            kill(srv->app_pid, sig);
+            rpc_log("info", "signal_forwarded", "signal=%d pid=%d", sig, (int)srv->app_pid);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            rpc_log("info", "signal", "signal=%d", sig);
+            if (srv->shutdown_started && sig == SIGINT)
+                srv->shutdown_deadline_us = rpc_now_us(); /* a second ^C: stop waiting */
+            exe_begin_shutdown(srv);
+        }
+    }
+    reap(srv);
+}
+
+/* Past the shutdown grace, running steps are stopped like a cancel. */
+static void shutdown_timers(exe_server *srv, uint64_t now)
+{
+    if (!srv->shutdown_started || srv->killing_all || now < srv->shutdown_deadline_us)
+        return;
+    srv->killing_all = true;
+    for (exe_call *c = srv->running; c; c = c->next) {
+        c->cancelled = true;
+        exe_step_kill(c, SIGTERM, "executor shutting down");
+        exe_step_pump(c);
+    }
+}
+
+static int next_timeout_ms(exe_server *srv, uint64_t now)
+{
+    uint64_t t = UINT64_MAX;
+    for (exe_call *c = srv->running; c; c = c->next) {
+        uint64_t ct = exe_step_next_timer(c);
+        if (ct < t)
+            t = ct;
+    }
+    if (srv->shutdown_started && !srv->killing_all && srv->shutdown_deadline_us < t)
+        t = srv->shutdown_deadline_us;
+    if (srv->shutdown_started && srv->hard_deadline_us < t)
+        t = srv->hard_deadline_us;
+    if (t == UINT64_MAX)
+        return -1;
+    if (t <= now)
+        return 0;
+    uint64_t ms = (t - now + 999) / 1000;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+void exe_loop_run(exe_server *srv)
+{
+    struct epoll_event evs[64];
+    for (;;) {
+        pthread_mutex_lock(&srv->mu);
+        exe_free_dead(srv);
+        uint64_t now = rpc_now_us();
+        bool done = srv->shutdown_started &&
+                    ((srv->server_down && !srv->running) || now >= srv->hard_deadline_us);
+        int timeout = next_timeout_ms(srv, now);
+        pthread_mutex_unlock(&srv->mu);
+        if (done)
+            return;
+
+        int n = epoll_wait(srv->epfd, evs, 64, timeout);
+        if (n < 0 && errno != EINTR)
+            return;
+
+        pthread_mutex_lock(&srv->mu);
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &tag_signal) {
+                on_signals(srv);
+            } else if (p == &tag_wake) {
+                uint64_t v;
+                ssize_t r = read(srv->wakefd, &v, sizeof v);
+                (void)r;
+            } else {
+                exe_fd_ref *ref = p;
+                exe_call *c = ref->call;
+                exe_step_pump(c);
+                exe_call_maybe_dead(c);
+            }
+        }
+        now = rpc_now_us();
+        shutdown_timers(srv, now);
+        for (exe_call *c = srv->running, *next; c; c = next) {
+            next = c->next;
+            if (exe_step_next_timer(c) > now)
+                continue;
+            exe_step_timers(c, now);
+            exe_step_pump(c);
+            exe_call_maybe_dead(c);
+        }
+        pthread_mutex_unlock(&srv->mu);
+    }
+}

@@ -1,0 +1,87 @@
+/*
+ * The executor's side of the wire: nanopb decoding of a RunRequest (or of the legacy ExecCommands)
+ * into an exe_step whose strings live in one arena sized by the request, validation with messages
+ * that name the offending field, and encoding of the events and replies the executor sends.
+ */
+#ifndef PM_EXECUTOR_REQUEST_H
+#define PM_EXECUTOR_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+
+#include "protos/executor.pb.h"
+
+/* The kernel refuses any single argument or environment string longer than this (MAX_ARG_STRLEN).
+ */
+#define EXE_MAX_ARG_STRLEN (32 * 4096)
+
+/* A growable NULL-terminated string vector; the strings live in the step's arena. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} exe_strv;
+
+typedef struct {
+    const char *shell; /* set: run by /bin/sh -c; NULL: argv */
+    exe_strv argv;
+    exe_strv env; /* "K=V" */
+    const char *workdir;
+    uint32_t timeout_ms;
+    const uint8_t *stdin_data;
+    size_t stdin_len;
+} exe_cmd;
+
+typedef struct {
+    exe_cmd *cmds;
+    size_t ncmds, cmds_cap;
+    exe_strv env;
+    bool clear_env;
+    const char *workdir;
+    uint32_t timeout_ms;
+    uint64_t output_cap;
+    bool continue_on_error;
+    char sandbox_profile[64];
+    char *arena;
+    size_t arena_used, arena_cap;
+} exe_step;
+
+/* Decodes and validates a pm.executor.v1.RunRequest. Returns 0 or -EINVAL with err set. */
+int exe_step_decode_run(exe_step *s, const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/* Decodes exec.ExecCommands: each command becomes a shell line. Returns 0 or -EINVAL. */
+int exe_step_decode_legacy(exe_step *s, const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/* Frees everything a decode allocated; the step may be decoded into again afterwards. */
+void exe_step_free(exe_step *s);
+
+/*
+ * Builds the environment of command i: base (NULL-terminated, e.g. environ; ignored with
+ * clear_env), then the step's entries, then the command's; a later KEY replaces an earlier one.
+ * Returns a malloc'd NULL-terminated array (free the array only; strings are borrowed), or NULL.
+ */
+char **exe_step_env(const exe_step *s, size_t i, char *const *base);
+
+/* Looks KEY up in a NULL-terminated "K=V" array. */
+const char *exe_env_get(char *const *env, const char *key);
+
+/* Events of the Run stream. */
+grpc_byte_buffer *exe_event_started(uint32_t cmd, int32_t pid);
+grpc_byte_buffer *exe_event_output(uint32_t cmd, bool is_stderr, const uint8_t *data, size_t len);
+grpc_byte_buffer *exe_event_exited(uint32_t cmd, const pm_executor_v1_Exited *ex);
+
+/* One captured output of the legacy reply. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} exe_blob;
+
+/* exec.ExecResult with outputs[0..n). */
+grpc_byte_buffer *exe_legacy_result(bool result, const char *error, const exe_blob *outputs,
+                                    size_t n);
+
+grpc_byte_buffer *exe_info_encode(const pm_executor_v1_InfoResponse *info);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * rpc: the plumbing both daemons share. Logging in key=value or JSON lines, flags that can also be
+ * set from PM_ environment variables, completion-queue dispatch through embedded tags, byte-buffer
+ * and metadata helpers, listening-address policy (loopback, TLS, token), the catch-all handler that
+ * answers unknown methods UNIMPLEMENTED, and the grpc.health.v1 service.
+ */
+#ifndef PM_RPC_H
+#define PM_RPC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <grpc/grpc.h>
+
+#define PM_VERSION "0.1.0"
+
+/* ---- logging ---------------------------------------------------------------------------- */
+
+typedef enum { RPC_LOG_TEXT = 0, RPC_LOG_JSON = 1 } rpc_log_format;
+
+/* Sets the component name written on every line and the line format. */
+void rpc_log_init(const char *component, rpc_log_format format);
+
+/* Parses "text"/"kv" or "json"; returns 0 or -EINVAL. */
+int rpc_log_format_parse(const char *s, rpc_log_format *out);
+
+/*
+ * Writes one line to stderr: level, event, then the fields formatted from fmt, which must be a
+ * list of key=value pairs separated by single spaces; a value with spaces must be quoted with
+ * double quotes (rpc_log_quote helps). In JSON format the pairs become members of one object.
+ */
+void rpc_log(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copies s into buf as a double-quoted value safe for rpc_log; returns buf. */
+const char *rpc_log_quote(char *buf, size_t size, const char *s);
+
+/* ---- flags ------------------------------------------------------------------------------ */
+
+typedef enum { RPC_FLAG_STRING, RPC_FLAG_UINT, RPC_FLAG_BOOL } rpc_flag_type;
+
+/*
+ * One command-line flag "--name VALUE" (or "--name=VALUE"; a bool flag takes no value), also
+ * settable by the environment variable PM_NAME (upper case, '-' as '_'). dst points to a
+ * const char *, a uint64_t or a bool according to type.
+ */
+typedef struct {
+    const char *name;
+    rpc_flag_type type;
+    void *dst;
+    const char *help;
+} rpc_flag;
+
+/*
+ * Applies environment variables, then argv. Stops at "--" or at the first argument that is not a
+ * flag; *rest is set to the index of the first argument after the flags (after "--" when given).
+ * Returns 0, 1 when --help was asked for, or -EINVAL with a message in err.
+ */
+int rpc_flags_parse(const rpc_flag *flags, size_t n, int argc, char **argv, int *rest, char *err,
+                    size_t errlen);
+
+/* Prints the usage text: synopsis, then each flag with its variable, default and help. */
+void rpc_flags_usage(FILE *out, const char *synopsis, const rpc_flag *flags, size_t n);
+
+/* ---- completion-queue dispatch ---------------------------------------------------------- */
+
+/*
+ * Every tag passed to gRPC points to one of these, embedded in the object the operation belongs
+ * to; the loop calls fn with the event's success flag.
+ */
+typedef struct rpc_tag {
+    void (*fn)(struct rpc_tag *tag, bool ok);
+} rpc_tag;
+
+#define rpc_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Runs the loop until the queue is shut down and drained. */
+void rpc_cq_run(grpc_completion_queue *cq);
+
+/* ---- buffers, metadata, files ----------------------------------------------------------- */
+
+/* Copies a received byte buffer into one malloc'd block; returns 0 or -ENOMEM. */
+int rpc_bb_flatten(grpc_byte_buffer *bb, uint8_t **data, size_t *len);
+
+/* Wraps bytes into a new byte buffer (copied). */
+grpc_byte_buffer *rpc_bb_from(const void *data, size_t len);
+
+/* Returns the first value of key in md, or NULL. */
+const grpc_slice *rpc_md_get(const grpc_metadata_array *md, const char *key);
+
+/* True when md carries "authorization: Bearer <token>"; compared in constant time. */
+bool rpc_token_ok(const grpc_metadata_array *md, const char *token);
+
+/* Reads a whole file of at most max bytes, NUL-terminated; trailing newlines are stripped when
+ * trim is set. Returns 0 or a negative errno with err set. */
+int rpc_read_file(const char *path, size_t max, bool trim, char **out, size_t *len, char *err,
+                  size_t errlen);
+
+/* Monotonic clock in microseconds. */
+uint64_t rpc_now_us(void);
+
+/* ---- listening -------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *listen;   /* "unix:/path", "host:port" */
+    const char *tls_cert; /* PEM files; both or neither */
+    const char *tls_key;
+    const char *token; /* bearer token, already read from its file, or NULL */
+    bool insecure;     /* explicit consent to plaintext without a token off loopback */
+} rpc_listen_config;
+
+/* True for unix: addresses and for 127.0.0.0/8, ::1 and localhost. */
+bool rpc_addr_is_local(const char *addr);
+
+/*
+ * Applies the listening policy (a non-loopback address needs TLS, a token or insecure) and binds
+ * the port with the right credentials. Returns 0 or -EINVAL/-EADDRINUSE with err set.
+ */
+int rpc_listen(grpc_server *server, const rpc_listen_config *cfg, char *err, size_t errlen);
+
+/* ---- shared services -------------------------------------------------------------------- */
+
+/* Posts n catch-all request_call slots answering UNIMPLEMENTED; call after grpc_server_start. */
+void rpc_unimplemented_start(grpc_server *server, grpc_completion_queue *cq, int n);
+
+typedef struct rpc_health rpc_health;
+
+/* Registers grpc.health.v1.Health on server (before grpc_server_start). services is a
+ * NULL-terminated list of the service names reported SERVING besides "". */
+rpc_health *rpc_health_register(grpc_server *server, const char *const *services);
+
+/* Starts answering (after grpc_server_start). */
+void rpc_health_start(rpc_health *h, grpc_completion_queue *cq);
+
+/* Switches every service to NOT_SERVING and finishes the Watch streams (on shutdown). */
+void rpc_health_shutdown(rpc_health *h);
+
+/* Frees it; only after the completion queue has been drained. */
+void rpc_health_destroy(rpc_health *h);
+
+/* Sends the usual unary reply: initial metadata, message (may be NULL) and status, with tag. */
+grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
+                               const char *details, rpc_tag *tag);
+
+/* Sends just a status (and initial metadata unless already sent), with tag. */
+grpc_call_error rpc_send_status(grpc_call *call, bool initial_md_sent, grpc_status_code code,
+                                const char *details, rpc_tag *tag);
+
+#endif

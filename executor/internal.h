@@ -143,6 +143,9 @@ void exe_free_dead(exe_server *srv);
 void exe_begin_shutdown(exe_server *srv);
 
 /* step.c */
+/* How many of n new output bytes may go out under cap (0 = none) after delivered; sets
+ * *truncated when some are dropped. */
+size_t exe_cap_take(uint64_t cap, uint64_t delivered, size_t n, bool *truncated);
 void exe_step_pump(exe_call *c);
 void exe_step_reaped(exe_call *c, int wstatus, const struct rusage *ru);
 void exe_step_kill(exe_call *c, int sig, const char *why);

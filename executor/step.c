@@ -171,6 +171,8 @@ static void cmd_start(exe_call *c)
     c->in_left = cmd->stdin_len;
     c->started_pending = c->kind == K_RUN;
     c->cstate = CMD_RUNNING;
+    if (c->deadline_us)
+        exe_loop_wake(srv); /* the I/O thread must recompute its epoll timeout */
     if (c->client_gone)
         exe_step_kill(c, SIGTERM, NULL);
 }
@@ -296,6 +298,18 @@ static void collect(exe_call *c, int which, const uint8_t *p, size_t n)
     c->collect_len += n;
 }
 
+size_t exe_cap_take(uint64_t cap, uint64_t delivered, size_t n, bool *truncated)
+{
+    if (!cap)
+        return n;
+    uint64_t room = cap > delivered ? cap - delivered : 0;
+    if (n > room) {
+        *truncated = true;
+        return (size_t)room;
+    }
+    return n;
+}
+
 /*
  * Reads what the pipes have. Returns true when a message was handed to gRPC (the call must now
  * wait for its completion), false when nothing more can be read now (fds re-armed or at EOF).
@@ -329,14 +343,7 @@ static bool pump_output(exe_call *c)
                 collect(c, which, srv->buf, (size_t)n);
                 continue;
             }
-            size_t give = (size_t)n;
-            if (c->output_cap) {
-                uint64_t room = c->output_cap > c->delivered ? c->output_cap - c->delivered : 0;
-                if (give > room) {
-                    give = (size_t)room;
-                    c->truncated = true;
-                }
-            }
+            size_t give = exe_cap_take(c->output_cap, c->delivered, (size_t)n, &c->truncated);
             if (give == 0 || c->client_gone)
                 continue; /* past the cap, or nobody listening: read and drop */
             c->delivered += give;

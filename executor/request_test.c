@@ -1,0 +1,193 @@
+/*
+ * Unit tests of request decoding and argument/environment handling: valid requests decode to the
+ * expected step, every kind of bad request is refused with a message naming the problem, and the
+ * environment of a command is merged base < step < command.
+ */
+#include "executor/request.h"
+
+#include <errno.h>
+
+#include "executor/testutil.h"
+
+static int decode(Pm__Executor__V1__RunRequest *req, exe_step *s, char *err, size_t errlen)
+{
+    size_t len;
+    uint8_t *buf = test_pack(req, &len);
+    int rc = exe_step_decode_run(s, buf, len, err, errlen);
+    free(buf);
+    return rc;
+}
+
+static void test_valid(void)
+{
+    Pm__Executor__V1__Command c0 = PM__EXECUTOR__V1__COMMAND__INIT, c1 = c0;
+    c0.shell = "echo $X";
+    char *env0[] = {"X=1", "Y=2"};
+    c0.n_env = 2;
+    c0.env = env0;
+    c0.timeout_ms = 50;
+    c0.stdin_data.data = (uint8_t *)"a\0b";
+    c0.stdin_data.len = 3;
+    char *argv1[] = {"printf", "%s\\n", "two words"};
+    c1.n_argv = 3;
+    c1.argv = argv1;
+    c1.workdir = "/tmp";
+    Pm__Executor__V1__Command *cmds[] = {&c0, &c1};
+    Pm__Executor__V1__RunRequest req = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
+    req.n_commands = 2;
+    req.commands = cmds;
+    char *senv[] = {"Z=3"};
+    req.n_env = 1;
+    req.env = senv;
+    req.clear_env = 1;
+    req.workdir = "/";
+    req.timeout_ms = 7;
+    req.output_cap = 1234;
+    req.continue_on_error = 1;
+    req.sandbox_profile = "strict";
+
+    exe_step s;
+    char err[256];
+    CHECK(decode(&req, &s, err, sizeof err) == 0);
+    CHECK(s.ncmds == 2);
+    CHECK_STR(s.cmds[0].shell, "echo $X");
+    CHECK(s.cmds[0].env.n == 2);
+    CHECK_STR(s.cmds[0].env.v[1], "Y=2");
+    CHECK(s.cmds[0].env.v[2] == NULL);
+    CHECK(s.cmds[0].timeout_ms == 50);
+    CHECK(s.cmds[0].stdin_len == 3 && memcmp(s.cmds[0].stdin_data, "a\0b", 3) == 0);
+    CHECK(s.cmds[1].shell == NULL);
+    CHECK(s.cmds[1].argv.n == 3);
+    CHECK_STR(s.cmds[1].argv.v[2], "two words");
+    CHECK(s.cmds[1].argv.v[3] == NULL);
+    CHECK_STR(s.cmds[1].workdir, "/tmp");
+    CHECK(s.env.n == 1);
+    CHECK(s.clear_env && s.continue_on_error);
+    CHECK_STR(s.workdir, "/");
+    CHECK(s.timeout_ms == 7 && s.output_cap == 1234);
+    CHECK_STR(s.sandbox_profile, "strict");
+
+    /* clear_env: only step and command entries; the command's X replaces nothing here. */
+    char *base[] = {"PATH=/bin", "X=base", NULL};
+    char **env = exe_step_env(&s, 0, base);
+    CHECK(env && env[0] && env[1] && env[2] && !env[3]);
+    CHECK_STR(exe_env_get(env, "X"), "1");
+    CHECK(exe_env_get(env, "PATH") == NULL);
+    free(env);
+
+    s.clear_env = false;
+    env = exe_step_env(&s, 0, base);
+    CHECK_STR(exe_env_get(env, "PATH"), "/bin");
+    CHECK_STR(exe_env_get(env, "X"), "1"); /* command beats base */
+    CHECK_STR(exe_env_get(env, "Z"), "3");
+    free(env);
+    exe_step_free(&s);
+}
+
+static void expect_invalid(Pm__Executor__V1__RunRequest *req, const char *needle)
+{
+    exe_step s;
+    char err[512];
+    int rc = decode(req, &s, err, sizeof err);
+    CHECK(rc == -EINVAL);
+    if (rc == -EINVAL && !strstr(err, needle)) {
+        fprintf(stderr, "error \"%s\" does not mention \"%s\"\n", err, needle);
+        test_failures++;
+    }
+    if (rc == 0)
+        exe_step_free(&s);
+}
+
+static void test_invalid(void)
+{
+    Pm__Executor__V1__RunRequest req = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
+    expect_invalid(&req, "no commands");
+
+    Pm__Executor__V1__Command c = PM__EXECUTOR__V1__COMMAND__INIT;
+    Pm__Executor__V1__Command *cmds[] = {&c};
+    req.n_commands = 1;
+    req.commands = cmds;
+    expect_invalid(&req, "exactly one of shell or argv");
+
+    char *argv[] = {"ls"};
+    c.shell = "ls";
+    c.n_argv = 1;
+    c.argv = argv;
+    expect_invalid(&req, "exactly one of shell or argv");
+
+    c.shell = NULL;
+    char *empty[] = {""};
+    c.argv = empty;
+    expect_invalid(&req, "argv[0] is empty");
+
+    c.argv = argv;
+    char *bad_env[] = {"NOEQUALS"};
+    c.n_env = 1;
+    c.env = bad_env;
+    expect_invalid(&req, "not KEY=VALUE");
+    char *bad_env2[] = {"=v"};
+    c.env = bad_env2;
+    expect_invalid(&req, "not KEY=VALUE");
+    c.n_env = 0;
+
+    char *step_env[] = {"oops"};
+    req.n_env = 1;
+    req.env = step_env;
+    expect_invalid(&req, "step env entry 0");
+    req.n_env = 0;
+
+    char *huge = malloc(EXE_MAX_ARG_STRLEN + 2);
+    memset(huge, 'a', EXE_MAX_ARG_STRLEN + 1);
+    huge[EXE_MAX_ARG_STRLEN + 1] = '\0';
+    char *hargv[] = {"echo", huge};
+    c.n_argv = 2;
+    c.argv = hargv;
+    expect_invalid(&req, "over the kernel's");
+    free(huge);
+
+    /* A NUL inside a text field cannot reach exec; it must not be silently cut. */
+    Pm__Executor__V1__RunRequest ok = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
+    Pm__Executor__V1__Command okc = PM__EXECUTOR__V1__COMMAND__INIT;
+    okc.shell = "xx";
+    Pm__Executor__V1__Command *okcmds[] = {&okc};
+    ok.n_commands = 1;
+    ok.commands = okcmds;
+    size_t len;
+    uint8_t *buf = test_pack(&ok, &len);
+    /* The shell field is the last two bytes: patch one to NUL. */
+    buf[len - 1] = '\0';
+    exe_step s;
+    char err[256];
+    CHECK(exe_step_decode_run(&s, buf, len, err, sizeof err) == -EINVAL);
+    CHECK(strstr(err, "NUL") != NULL);
+    free(buf);
+
+    /* Garbage and truncated messages. */
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
+    CHECK(exe_step_decode_run(&s, garbage, sizeof garbage, err, sizeof err) == -EINVAL);
+    CHECK(strstr(err, "malformed RunRequest") != NULL);
+    const uint8_t truncated[] = {0x0a, 0x10, 0x0a, 0x02};
+    CHECK(exe_step_decode_run(&s, truncated, sizeof truncated, err, sizeof err) == -EINVAL);
+    CHECK(exe_step_decode_run(&s, NULL, 0, err, sizeof err) == -EINVAL); /* empty: no commands */
+}
+
+static void test_legacy(void)
+{
+    /* exec.ExecCommands { repeated string commands = 1; } by hand: two commands. */
+    const uint8_t msg[] = {0x0a, 0x04, 't', 'r', 'u', 'e', 0x0a, 0x05, 'f', 'a', 'l', 's', 'e'};
+    exe_step s;
+    char err[256];
+    CHECK(exe_step_decode_legacy(&s, msg, sizeof msg, err, sizeof err) == 0);
+    CHECK(s.ncmds == 2);
+    CHECK_STR(s.cmds[1].shell, "false");
+    exe_step_free(&s);
+    CHECK(exe_step_decode_legacy(&s, msg, 0, err, sizeof err) == -EINVAL);
+}
+
+int main(void)
+{
+    test_valid();
+    test_invalid();
+    test_legacy();
+    return test_done("request_test");
+}

@@ -66,7 +66,7 @@ void exe_step_close_fds(exe_call *c)
 static void fail_start(exe_call *c, const char *what, const char *arg, int err)
 {
     c->exit_code_on_fail = err == ENOENT ? 127 : 126;
-    snprintf(c->error, sizeof c->error, "%s %s: %s", what, arg, strerror(err));
+    snprintf(c->error, sizeof c->error, "%s %.180s: %s", what, arg, strerror(err));
     c->t_exit_us = rpc_now_us();
     c->cstate = CMD_REAPED;
 }

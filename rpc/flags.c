@@ -76,10 +76,10 @@ int rpc_flags_parse(const rpc_flag *flags, size_t n, int argc, char **argv, int 
             i++;
             break;
         }
-        if (strncmp(a, "--", 2) != 0)
-            break;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return 1;
+        if (strncmp(a, "--", 2) != 0)
+            break;
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const rpc_flag *f = find_flag(flags, n, name, len);

@@ -262,13 +262,8 @@ static void on_new(rpc_tag *t, bool ok)
     }
     exe_call_arm(srv, c->kind);
 
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    op.data.recv_close_on_server.cancelled = &c->cancelled_out;
-
     pthread_mutex_lock(&srv->mu);
-    if (grpc_call_start_batch(c->call, &op, 1, &c->tag_close, NULL) == GRPC_CALL_OK)
+    if (rpc_recv_close(c->call, &c->cancelled_out, &c->tag_close) == GRPC_CALL_OK)
         c->pending++;
     else
         c->closed = true;

@@ -200,14 +200,17 @@ int rpc_listen(grpc_server *server, const rpc_listen_config *cfg, char *err, siz
     return 0;
 }
 
-grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
-                               const char *details, rpc_tag *tag)
+/* The last batch of a server call: initial metadata unless already sent, an optional message,
+ * and the status. */
+static grpc_call_error send_final(grpc_call *call, bool send_md, grpc_byte_buffer *msg,
+                                  grpc_status_code code, const char *details, rpc_tag *tag)
 {
     grpc_op ops[3];
     size_t n = 0;
     grpc_slice d = grpc_slice_from_copied_string(details ? details : "");
     memset(ops, 0, sizeof ops);
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (send_md)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (msg) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = msg;
@@ -220,19 +223,23 @@ grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_stat
     return e;
 }
 
+grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
+                               const char *details, rpc_tag *tag)
+{
+    return send_final(call, true, msg, code, details, tag);
+}
+
 grpc_call_error rpc_send_status(grpc_call *call, bool initial_md_sent, grpc_status_code code,
                                 const char *details, rpc_tag *tag)
 {
-    grpc_op ops[2];
-    size_t n = 0;
-    grpc_slice d = grpc_slice_from_copied_string(details ? details : "");
-    memset(ops, 0, sizeof ops);
-    if (!initial_md_sent)
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &d;
-    grpc_call_error e = grpc_call_start_batch(call, ops, n, tag, NULL);
-    grpc_slice_unref(d);
-    return e;
+    return send_final(call, !initial_md_sent, NULL, code, details, tag);
+}
+
+grpc_call_error rpc_recv_close(grpc_call *call, int *cancelled, rpc_tag *tag)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = cancelled;
+    return grpc_call_start_batch(call, &op, 1, tag, NULL);
 }

@@ -143,11 +143,7 @@ static void on_new(rpc_tag *t, bool ok)
     }
     hcall_arm(h, c->kind);
 
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    op.data.recv_close_on_server.cancelled = &c->cancelled;
-    if (grpc_call_start_batch(c->call, &op, 1, &c->tag_close, NULL) == GRPC_CALL_OK)
+    if (rpc_recv_close(c->call, &c->cancelled, &c->tag_close) == GRPC_CALL_OK)
         c->pending++;
     else
         c->closed = true;

@@ -149,4 +149,8 @@ grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_stat
 grpc_call_error rpc_send_status(grpc_call *call, bool initial_md_sent, grpc_status_code code,
                                 const char *details, rpc_tag *tag);
 
+/* Starts RECV_CLOSE_ON_SERVER, which every accepted call needs at once; *cancelled is set when
+ * the client cancelled or the deadline passed (the event's success flag does not say). */
+grpc_call_error rpc_recv_close(grpc_call *call, int *cancelled, rpc_tag *tag);
+
 #endif

@@ -438,12 +438,15 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
     }
 
     grpc_init();
+    /* gRPC sets SO_REUSEPORT by default, which would let a second executor bind a port that is
+     * already in use and silently share its connections. */
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_request_bytes},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
-    grpc_channel_args chargs = {.num_args = 1, .args = args};
+    grpc_channel_args chargs = {.num_args = 2, .args = args};
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     srv->server = grpc_server_create(&chargs, NULL);
     for (int k = 0; k < K_COUNT; k++)
@@ -456,9 +459,10 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
                             .tls_key = cfg->tls_key,
                             .token = srv->token,
                             .insecure = cfg->insecure};
-    if (rpc_listen(srv->server, &lc, err, sizeof err) < 0) {
+    int lrc = rpc_listen(srv->server, &lc, err, sizeof err);
+    if (lrc < 0) {
         fprintf(stderr, "pm-executor: %s\n", err);
-        code = 2;
+        code = lrc == -EADDRINUSE ? 1 : 2; /* a taken port is a runtime failure, not usage */
         grpc_server_destroy(srv->server);
         grpc_completion_queue_shutdown(srv->cq);
         rpc_cq_run(srv->cq);

@@ -86,6 +86,11 @@ static bool cb_strv(pb_istream_t *stream, const pb_field_t *field, void **arg)
     (void)field;
     dctx *c = *arg;
     char *p;
+    if (((exe_strv *)c->target)->n >= EXE_MAX_ENTRIES) {
+        snprintf(c->err, c->errlen, "command %zu: more than %d %s entries", c->index,
+                 EXE_MAX_ENTRIES, c->what);
+        return false;
+    }
     if (!read_field(stream, c, true, &p, NULL))
         return false;
     if (strv_push(c->target, p) < 0) {
@@ -109,13 +114,20 @@ static bool cb_bytes(pb_istream_t *stream, const pb_field_t *field, void **arg)
     return true;
 }
 
-static exe_cmd *step_add_cmd(exe_step *s)
+/* Appends a command; NULL (with err set) past EXE_MAX_COMMANDS or out of memory. */
+static exe_cmd *step_add_cmd(exe_step *s, dctx *c)
 {
+    if (s->ncmds >= EXE_MAX_COMMANDS) {
+        snprintf(c->err, c->errlen, "more than %d commands in one step", EXE_MAX_COMMANDS);
+        return NULL;
+    }
     if (s->ncmds == s->cmds_cap) {
         size_t cap = s->cmds_cap ? s->cmds_cap * 2 : 4;
         exe_cmd *n = realloc(s->cmds, cap * sizeof *n);
-        if (!n)
+        if (!n) {
+            snprintf(c->err, c->errlen, "out of memory");
             return NULL;
+        }
         s->cmds = n;
         s->cmds_cap = cap;
     }
@@ -129,11 +141,9 @@ static bool cb_command(pb_istream_t *stream, const pb_field_t *field, void **arg
     (void)field;
     dctx *c = *arg;
     exe_step *s = c->s;
-    exe_cmd *cmd = step_add_cmd(s);
-    if (!cmd) {
-        snprintf(c->err, c->errlen, "out of memory");
+    exe_cmd *cmd = step_add_cmd(s, c);
+    if (!cmd)
         return false;
-    }
     size_t idx = s->ncmds - 1;
     dctx shell = {s, c->err, c->errlen, "shell", idx, &cmd->shell};
     dctx argv = {s, c->err, c->errlen, "argv", idx, &cmd->argv};
@@ -190,7 +200,11 @@ static int step_validate(exe_step *s, char *err, size_t errlen)
             return -EINVAL;
     for (size_t i = 0; i < s->ncmds; i++) {
         exe_cmd *c = &s->cmds[i];
-        bool has_shell = c->shell && c->shell[0];
+        /* proto3 cannot tell an empty string from an absent one: treat both as absent, so an
+         * explicit empty shell beside an argv can never turn into `sh -c ""`. */
+        if (c->shell && !c->shell[0])
+            c->shell = NULL;
+        bool has_shell = c->shell != NULL;
         if (has_shell == (c->argv.n > 0)) {
             snprintf(err, errlen, "command %zu: give exactly one of shell or argv", i);
             return -EINVAL;
@@ -220,6 +234,8 @@ int exe_step_decode_run(exe_step *s, const uint8_t *buf, size_t len, char *err, 
     m.commands = (pb_callback_t){.funcs.decode = cb_command, .arg = &cmds};
     m.env = (pb_callback_t){.funcs.decode = cb_strv, .arg = &env};
     m.workdir = (pb_callback_t){.funcs.decode = cb_string, .arg = &wd};
+    dctx prof = {s, err, errlen, "sandbox_profile", 0, &s->sandbox_profile};
+    m.sandbox_profile = (pb_callback_t){.funcs.decode = cb_string, .arg = &prof};
     pb_istream_t is = pb_istream_from_buffer(buf, len);
     if (!pb_decode(&is, pm_executor_v1_RunRequest_fields, &m))
         return decode_failed(s, &is, "RunRequest", err, errlen);
@@ -227,7 +243,6 @@ int exe_step_decode_run(exe_step *s, const uint8_t *buf, size_t len, char *err, 
     s->timeout_ms = m.timeout_ms;
     s->output_cap = m.output_cap;
     s->continue_on_error = m.continue_on_error;
-    memcpy(s->sandbox_profile, m.sandbox_profile, sizeof s->sandbox_profile);
     if (step_validate(s, err, errlen) < 0) {
         exe_step_free(s);
         return -EINVAL;
@@ -239,11 +254,9 @@ static bool cb_legacy_command(pb_istream_t *stream, const pb_field_t *field, voi
 {
     (void)field;
     dctx *c = *arg;
-    exe_cmd *cmd = step_add_cmd(c->s);
-    if (!cmd) {
-        snprintf(c->err, c->errlen, "out of memory");
+    exe_cmd *cmd = step_add_cmd(c->s, c);
+    if (!cmd)
         return false;
-    }
     c->index = c->s->ncmds - 1;
     char *p;
     if (!read_field(stream, c, true, &p, NULL))
@@ -265,6 +278,12 @@ int exe_step_decode_legacy(exe_step *s, const uint8_t *buf, size_t len, char *er
     pb_istream_t is = pb_istream_from_buffer(buf, len);
     if (!pb_decode(&is, exec_ExecCommands_fields, &m))
         return decode_failed(s, &is, "ExecCommands", err, errlen);
+    for (size_t i = 0; i < s->ncmds; i++)
+        if (!s->cmds[i].shell[0]) {
+            snprintf(err, errlen, "commands[%zu] is empty", i);
+            exe_step_free(s);
+            return -EINVAL;
+        }
     if (step_validate(s, err, errlen) < 0) {
         exe_step_free(s);
         return -EINVAL;

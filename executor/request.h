@@ -17,6 +17,11 @@
 /* The kernel refuses any single argument or environment string longer than this (MAX_ARG_STRLEN).
  */
 #define EXE_MAX_ARG_STRLEN (32 * 4096)
+/* Commands in one step, and argv or env entries of one command (or of the step's env): beyond
+ * what any real step uses, low enough that a hostile request cannot make decoding expensive. The
+ * kernel's own limit on argv+env (ARG_MAX, 2 MiB with 8-byte pointers) allows fewer anyway. */
+#define EXE_MAX_COMMANDS 1024
+#define EXE_MAX_ENTRIES 65536
 
 /* A growable NULL-terminated string vector; the strings live in the step's arena. */
 typedef struct {
@@ -43,7 +48,7 @@ typedef struct {
     uint32_t timeout_ms;
     uint64_t output_cap;
     bool continue_on_error;
-    char sandbox_profile[64];
+    const char *sandbox_profile; /* NULL or "": the executor's */
     char *arena;
     size_t arena_used, arena_cap;
 } exe_step;

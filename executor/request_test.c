@@ -162,6 +162,27 @@ static void test_invalid(void)
     CHECK(strstr(err, "NUL") != NULL);
     free(buf);
 
+    /* An explicitly empty shell beside an argv is just an argv (proto3 cannot tell "" from unset),
+     * never `sh -c ""`. */
+    const uint8_t empty_shell[] = {0x0a, 0x05, 0x0a, 0x00, 0x12, 0x01, 's'};
+    CHECK(exe_step_decode_run(&s, empty_shell, sizeof empty_shell, err, sizeof err) == 0);
+    CHECK(s.ncmds == 1 && s.cmds[0].shell == NULL && s.cmds[0].argv.n == 1);
+    exe_step_free(&s);
+
+    /* Too many commands: refused early with a clear message. */
+    size_t n = EXE_MAX_COMMANDS + 1, mlen = 5 * n;
+    uint8_t *many = malloc(mlen);
+    for (size_t i = 0; i < n; i++)
+        memcpy(many + 5 * i, "\x0a\x03\x12\x01\x61", 5);
+    CHECK(exe_step_decode_run(&s, many, mlen, err, sizeof err) == -EINVAL);
+    CHECK(strstr(err, "more than 1024 commands") != NULL);
+    free(many);
+
+    /* A NUL in the sandbox profile is refused, not cut. */
+    const uint8_t prof[] = {0x0a, 0x03, 0x12, 0x01, 'a', 0x42, 0x03, 'x', 0x00, 'y'};
+    CHECK(exe_step_decode_run(&s, prof, sizeof prof, err, sizeof err) == -EINVAL);
+    CHECK(strstr(err, "NUL") != NULL);
+
     /* Garbage and truncated messages. */
     const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
     CHECK(exe_step_decode_run(&s, garbage, sizeof garbage, err, sizeof err) == -EINVAL);
@@ -182,6 +203,9 @@ static void test_legacy(void)
     CHECK_STR(s.cmds[1].shell, "false");
     exe_step_free(&s);
     CHECK(exe_step_decode_legacy(&s, msg, 0, err, sizeof err) == -EINVAL);
+    const uint8_t empty[] = {0x0a, 0x04, 't', 'r', 'u', 'e', 0x0a, 0x00};
+    CHECK(exe_step_decode_legacy(&s, empty, sizeof empty, err, sizeof err) == -EINVAL);
+    CHECK_STR(err, "commands[1] is empty");
 }
 
 int main(void)

@@ -201,11 +201,42 @@ static void reply_info(exe_call *c)
     exe_call_finish_unary(c, exe_info_encode(&info));
 }
 
-/* Checks and decodes a Run or ExecuteCommands request; on success the step starts. */
-static void accept_step(exe_call *c)
+/*
+ * Decodes a Run or ExecuteCommands request into c->step. It runs before the executor lock is
+ * taken: its cost grows with the request (up to --max-request-bytes) and must not stall the
+ * output of other calls. Returns the status to refuse the call with, or GRPC_STATUS_OK.
+ */
+static grpc_status_code decode_step(exe_call *c, char *err, size_t errlen)
+{
+    if (!c->req) {
+        snprintf(err, errlen, "the call carried no request message");
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    uint8_t *data;
+    size_t len;
+    if (rpc_bb_flatten(c->req, &data, &len) < 0) {
+        snprintf(err, errlen, "out of memory reading the request");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    int rc = c->kind == K_RUN ? exe_step_decode_run(&c->step, data, len, err, errlen)
+                              : exe_step_decode_legacy(&c->step, data, len, err, errlen);
+    free(data);
+    if (rc < 0)
+        return rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
+    const char *profile = c->step.sandbox_profile;
+    if (profile && profile[0] && strcmp(profile, "unconfined") != 0) {
+        snprintf(err, errlen, "unknown sandbox profile \"%.64s\" (this executor has: unconfined)",
+                 profile);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    return GRPC_STATUS_OK;
+}
+
+/* Admits a decoded step (with mu held): shutdown and the concurrency limit, then it starts. */
+static void accept_step(exe_call *c, grpc_status_code decoded, const char *decode_err)
 {
     exe_server *srv = c->srv;
-    char err[512];
+    char err[160];
     if (srv->shutdown_started) {
         exe_call_finish(c, GRPC_STATUS_UNAVAILABLE, "executor shutting down");
         return;
@@ -216,29 +247,8 @@ static void accept_step(exe_call *c)
         exe_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
         return;
     }
-    if (!c->req) {
-        exe_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message");
-        return;
-    }
-    uint8_t *data;
-    size_t len;
-    if (rpc_bb_flatten(c->req, &data, &len) < 0) {
-        exe_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory reading the request");
-        return;
-    }
-    int rc = c->kind == K_RUN ? exe_step_decode_run(&c->step, data, len, err, sizeof err)
-                              : exe_step_decode_legacy(&c->step, data, len, err, sizeof err);
-    free(data);
-    if (rc < 0) {
-        exe_call_finish(
-            c, rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT, err);
-        return;
-    }
-    const char *profile = c->step.sandbox_profile;
-    if (profile[0] && strcmp(profile, "unconfined") != 0) {
-        snprintf(err, sizeof err, "unknown sandbox profile \"%s\" (this executor has: unconfined)",
-                 profile);
-        exe_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err);
+    if (decoded != GRPC_STATUS_OK) {
+        exe_call_finish(c, decoded, decode_err);
         return;
     }
     uint64_t cap = srv->cfg.output_cap, asked = c->step.output_cap;
@@ -262,20 +272,28 @@ static void on_new(rpc_tag *t, bool ok)
     }
     exe_call_arm(srv, c->kind);
 
-    pthread_mutex_lock(&srv->mu);
+    /* Until the call is in srv->running only this (the completion-queue) thread can reach it, so
+     * the token check and the decoding need no lock. */
     if (rpc_recv_close(c->call, &c->cancelled_out, &c->tag_close) == GRPC_CALL_OK)
         c->pending++;
     else
         c->closed = true;
-    c->id = ++srv->next_id;
     c->t_call_us = rpc_now_us();
-    if (srv->token && !rpc_token_ok(&c->md, srv->token))
+    bool authorized = !srv->token || rpc_token_ok(&c->md, srv->token);
+    grpc_status_code decoded = GRPC_STATUS_OK;
+    char err[512] = "";
+    if (authorized && c->kind != K_INFO)
+        decoded = decode_step(c, err, sizeof err);
+
+    pthread_mutex_lock(&srv->mu);
+    c->id = ++srv->next_id;
+    if (!authorized)
         exe_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
                         "missing or wrong bearer token (metadata authorization: Bearer ...)");
     else if (c->kind == K_INFO)
         reply_info(c);
     else
-        accept_step(c);
+        accept_step(c, decoded, err);
     exe_call_maybe_dead(c);
     pthread_mutex_unlock(&srv->mu);
 }

@@ -510,12 +510,12 @@ static void check_request(const char *name, const m_request *want)
     SET_DEC(n.commands, dec_commands, &got);
     SET_DEC(n.env, dec_list, &got.env);
     SET_DEC(n.workdir, dec_bytes, &got.workdir);
+    SET_DEC(n.sandbox_profile, dec_bytes, &got.sandbox_profile);
     if (nanopb_decode("RunRequest", pm_executor_v1_RunRequest_fields, &n, buf, len)) {
         got.clear_env = n.clear_env;
         got.timeout_ms = n.timeout_ms;
         got.output_cap = n.output_cap;
         got.continue_on_error = n.continue_on_error;
-        got.sandbox_profile = S(n.sandbox_profile);
         cmp_request(want, &got);
     }
 
@@ -528,7 +528,7 @@ static void check_request(const char *name, const m_request *want)
     e.timeout_ms = want->timeout_ms;
     e.output_cap = want->output_cap;
     e.continue_on_error = want->continue_on_error;
-    fixed_str(e.sandbox_profile, sizeof e.sandbox_profile, &want->sandbox_profile);
+    SET_ENC(e.sandbox_profile, enc_bytes, &want->sandbox_profile);
     buf = nanopb_encode("RunRequest", pm_executor_v1_RunRequest_fields, &e, &len);
     if (buf) {
         Pm__Executor__V1__RunRequest *r = pm__executor__v1__run_request__unpack(NULL, len, buf);
@@ -903,25 +903,23 @@ static void check_health_response(int status)
 
 /*
  * A string longer than nanopb's fixed array must make the decode fail, not be cut short: the
- * executor then refuses the request instead of acting on a truncated value.
+ * health service then answers INVALID_ARGUMENT instead of acting on a truncated name.
  */
 static void check_overlong_rejected(void)
 {
     size_t len;
-    char profile[200];
-    memset(profile, 'p', sizeof profile - 1);
-    profile[sizeof profile - 1] = '\0';
-    snprintf(where, sizeof where,
-             "RunRequest with a 199-byte sandbox_profile, protobuf-c -> "
-             "nanopb");
-    Pm__Executor__V1__RunRequest p = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
-    p.sandbox_profile = profile;
+    char service[300];
+    memset(service, 's', sizeof service - 1);
+    service[sizeof service - 1] = '\0';
+    snprintf(where, sizeof where, "HealthCheckRequest with a 299-byte service, protobuf-c -> nanopb");
+    Grpc__Health__V1__HealthCheckRequest p = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    p.service = service;
     uint8_t *buf = pbc_pack(&p.base, &len);
-    pm_executor_v1_RunRequest n = pm_executor_v1_RunRequest_init_zero;
+    grpc_health_v1_HealthCheckRequest n = grpc_health_v1_HealthCheckRequest_init_zero;
     pb_istream_t is = pb_istream_from_buffer(buf, len);
-    if (pb_decode(&is, pm_executor_v1_RunRequest_fields, &n))
-        fail("RunRequest.sandbox_profile", "nanopb accepted %zu bytes into char[%zu] as \"%s\"",
-             strlen(profile), sizeof n.sandbox_profile, n.sandbox_profile);
+    if (pb_decode(&is, grpc_health_v1_HealthCheckRequest_fields, &n))
+        fail("HealthCheckRequest.service", "nanopb accepted %zu bytes into char[%zu] as \"%s\"",
+             strlen(service), sizeof n.service, n.service);
     arena_reset();
 }
 

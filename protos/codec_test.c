@@ -911,7 +911,8 @@ static void check_overlong_rejected(void)
     char service[300];
     memset(service, 's', sizeof service - 1);
     service[sizeof service - 1] = '\0';
-    snprintf(where, sizeof where, "HealthCheckRequest with a 299-byte service, protobuf-c -> nanopb");
+    snprintf(where, sizeof where,
+             "HealthCheckRequest with a 299-byte service, protobuf-c -> nanopb");
     Grpc__Health__V1__HealthCheckRequest p = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     p.service = service;
     uint8_t *buf = pbc_pack(&p.base, &len);

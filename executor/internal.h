@@ -91,6 +91,8 @@ struct exe_call {
     int exit_code_on_fail; /* 126/127 when the command could not start; 0 otherwise */
     char error[256];
     char **envp;
+    uint64_t cmd_uid; /* executor-wide number of the current command */
+    char marker[48];  /* "PM_COMMAND_ID=<cmd_uid>" in its environment, inherited by descendants */
 
     /* ExecuteCommands: outputs collected for the unary reply. */
     uint8_t *collect;
@@ -121,10 +123,12 @@ struct exe_server {
     uint64_t nrunning;
     uint64_t next_id;
     uint64_t commands_started;
-    uint8_t *buf; /* output read buffer, used under mu */
+    uint64_t next_cmd_uid;
+    uint64_t sweep_due_us; /* when to look for orphans re-parented to us; 0: not scheduled */
+    uint8_t *buf;          /* output read buffer, used under mu */
 
     int epfd, sigfd, wakefd;
-    bool shutdown_requested, shutdown_started, server_down, killing_all;
+    bool shutdown_requested, shutdown_started, server_down, killing_all, calls_cancelled;
     uint64_t shutdown_deadline_us, hard_deadline_us;
 
     pid_t app_pid; /* PID-1 mode: the supervised app, or 0 */
@@ -141,6 +145,9 @@ void exe_call_finish_unary(exe_call *c, grpc_byte_buffer *reply);
 void exe_call_maybe_dead(exe_call *c);
 void exe_free_dead(exe_server *srv);
 void exe_begin_shutdown(exe_server *srv);
+
+/* How long after a command ends the executor looks for its escaped descendants. */
+#define EXE_SWEEP_DELAY_US 100000u
 
 /* step.c */
 /* How many of n new output bytes may go out under cap (0 = none) after delivered; sets

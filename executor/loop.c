@@ -7,8 +7,11 @@
  */
 #include "executor/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -111,6 +114,99 @@ static void reap(exe_server *srv)
     }
 }
 
+/* Reads the PM_COMMAND_ID marker from a process's initial environment; 0 when it has none. */
+static uint64_t command_marker(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t cap = 256 * 1024, len = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t n;
+    while (buf && len < cap && (n = read(fd, buf + len, cap - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    uint64_t uid = 0;
+    static const char key[] = "PM_COMMAND_ID=";
+    for (size_t i = 0; buf && i < len; i += strlen(buf + i) + 1) {
+        buf[len] = '\0';
+        if (!strncmp(buf + i, key, sizeof key - 1)) {
+            uid = strtoull(buf + i + sizeof key - 1, NULL, 10);
+            break;
+        }
+    }
+    free(buf);
+    return uid;
+}
+
+static bool command_running(exe_server *srv, uint64_t uid)
+{
+    for (exe_call *c = srv->running; c; c = c->next)
+        if (c->cmd_uid == uid && c->cstate == CMD_RUNNING)
+            return true;
+    return false;
+}
+
+/* Decides about one child of the executor; returns true when it was killed. */
+static bool sweep_one(exe_server *srv, pid_t pid)
+{
+    if (pid == srv->app_pid || find_by_pid(srv, pid))
+        return false;
+    uint64_t uid = command_marker(pid);
+    if (uid && command_running(srv, uid))
+        return false; /* its command is still running: it goes when that command does */
+    if (!uid && srv->app_pid > 0)
+        return false; /* PID-1 mode: an unmarked orphan is the app's business */
+    kill(pid, SIGKILL);
+    rpc_log("info", "orphan_killed", "pid=%d command_id=%llu", (int)pid, (unsigned long long)uid);
+    return true;
+}
+
+/*
+ * "No orphan survives a step": a descendant of a command that called setsid() escapes the group
+ * kill, and is re-parented to the executor (a child subreaper) when its parent dies. Every child
+ * of the executor that is not a running command or the app is such an orphan; it is killed once
+ * the command it came from (its PM_COMMAND_ID marker) has ended. Without a marker it is killed
+ * too, except in PID-1 mode, where it may be one of the app's daemons. Runs on a timer after
+ * commands end, never on the per-command path.
+ */
+static void sweep_orphans(exe_server *srv)
+{
+    srv->sweep_due_us = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    int killed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[96], list[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/children", de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, list, sizeof list - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        list[n] = '\0';
+        for (char *p = list, *end; *p; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (pid > 0 && sweep_one(srv, (pid_t)pid))
+                killed++;
+        }
+    }
+    closedir(d);
+    /* Their own children are re-parented to us next: look again soon. */
+    if (killed)
+        srv->sweep_due_us = rpc_now_us() + EXE_SWEEP_DELAY_US;
+}
+
 static void on_signals(exe_server *srv)
 {
     struct signalfd_siginfo si;
@@ -157,6 +253,8 @@ static int next_timeout_ms(exe_server *srv, uint64_t now)
         t = srv->shutdown_deadline_us;
     if (srv->shutdown_started && srv->hard_deadline_us < t)
         t = srv->hard_deadline_us;
+    if (srv->sweep_due_us && srv->sweep_due_us < t)
+        t = srv->sweep_due_us;
     if (t == UINT64_MAX)
         return -1;
     if (t <= now)
@@ -174,10 +272,16 @@ void exe_loop_run(exe_server *srv)
         uint64_t now = rpc_now_us();
         bool done = srv->shutdown_started &&
                     ((srv->server_down && !srv->running) || now >= srv->hard_deadline_us);
+        /* Once no step runs, nothing is worth waiting for: idle connections and health
+         * watchers would otherwise hold the server's shutdown for seconds. */
+        bool cancel_rest = srv->shutdown_started && !srv->running && !srv->calls_cancelled;
+        srv->calls_cancelled |= cancel_rest;
         int timeout = next_timeout_ms(srv, now);
         pthread_mutex_unlock(&srv->mu);
         if (done)
             return;
+        if (cancel_rest)
+            grpc_server_cancel_all_calls(srv->server);
 
         int n = epoll_wait(srv->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR)
@@ -201,6 +305,8 @@ void exe_loop_run(exe_server *srv)
         }
         now = rpc_now_us();
         shutdown_timers(srv, now);
+        if (srv->sweep_due_us && now >= srv->sweep_due_us)
+            sweep_orphans(srv);
         for (exe_call *c = srv->running, *next; c; c = next) {
             next = c->next;
             if (exe_step_next_timer(c) > now)

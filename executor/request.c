@@ -324,14 +324,14 @@ static void env_put(char **env, size_t *n, char *entry)
     env[(*n)++] = entry;
 }
 
-char **exe_step_env(const exe_step *s, size_t i, char *const *base)
+char **exe_step_env(const exe_step *s, size_t i, char *const *base, char *extra)
 {
     size_t nbase = 0;
     if (!s->clear_env)
         while (base && base[nbase])
             nbase++;
     const exe_cmd *c = &s->cmds[i];
-    char **env = malloc((nbase + s->env.n + c->env.n + 1) * sizeof *env);
+    char **env = malloc((nbase + s->env.n + c->env.n + 2) * sizeof *env);
     if (!env)
         return NULL;
     size_t n = 0;
@@ -342,6 +342,8 @@ char **exe_step_env(const exe_step *s, size_t i, char *const *base)
         env_put(env, &n, s->env.v[j]);
     for (size_t j = 0; j < c->env.n; j++)
         env_put(env, &n, c->env.v[j]);
+    if (extra)
+        env_put(env, &n, extra);
     env[n] = NULL;
     return env;
 }
@@ -422,17 +424,109 @@ static bool cb_encode_blobs(pb_ostream_t *stream, const pb_field_t *field, void 
     return true;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4 bytes), or 0 when it is not one. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+size_t exe_utf8_sanitize(const uint8_t *in, size_t n, uint8_t *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(in + i, n - i);
+        if (k == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD REPLACEMENT CHARACTER */
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, in + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    return o;
+}
+
+/* Points b at a valid UTF-8 form of data: data itself, or a sanitized copy put in *owned. */
+static int utf8_view(const uint8_t *data, size_t len, exe_blob *b, uint8_t **owned)
+{
+    *owned = NULL;
+    b->data = data;
+    b->len = len;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(data + i, len - i);
+        if (k == 0) {
+            *owned = malloc(3 * len);
+            if (!*owned)
+                return -ENOMEM;
+            b->data = *owned;
+            b->len = exe_utf8_sanitize(data, len, *owned);
+            return 0;
+        }
+        i += k;
+    }
+    return 0;
+}
+
 grpc_byte_buffer *exe_legacy_result(bool result, const char *error, const exe_blob *outputs,
                                     size_t n)
 {
+    /* ExecResult's fields are proto3 strings, which every conforming client refuses to decode
+     * unless they are valid UTF-8; invalid bytes become U+FFFD. */
+    grpc_byte_buffer *bb = NULL;
+    exe_blob *views = calloc(n + 1, sizeof *views);
+    uint8_t **owned = calloc(n + 1, sizeof *owned);
+    if (!views || !owned)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (utf8_view(outputs[i].data, outputs[i].len, &views[i], &owned[i]) < 0)
+            goto out;
+    exe_blob err_view;
+    if (utf8_view((const uint8_t *)error, error ? strlen(error) : 0, &err_view, &owned[n]) < 0)
+        goto out;
     exec_ExecResult r = exec_ExecResult_init_zero;
-    blob_arg e = {(const uint8_t *)error, error ? strlen(error) : 0};
-    blobs_arg o = {outputs, n};
+    blob_arg e = {err_view.data, err_view.len};
+    blobs_arg o = {views, n};
     r.result = result;
     if (e.len)
         r.errorMessage = (pb_callback_t){.funcs.encode = cb_encode_blob, .arg = &e};
     r.output = (pb_callback_t){.funcs.encode = cb_encode_blobs, .arg = &o};
-    return encode_bb(exec_ExecResult_fields, &r);
+    bb = encode_bb(exec_ExecResult_fields, &r);
+out:
+    for (size_t i = 0; owned && i <= n; i++)
+        free(owned[i]);
+    free(owned);
+    free(views);
+    return bb;
 }
 
 grpc_byte_buffer *exe_info_encode(const pm_executor_v1_InfoResponse *info)

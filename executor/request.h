@@ -64,10 +64,11 @@ void exe_step_free(exe_step *s);
 
 /*
  * Builds the environment of command i: base (NULL-terminated, e.g. environ; ignored with
- * clear_env), then the step's entries, then the command's; a later KEY replaces an earlier one.
+ * clear_env), then the step's entries, then the command's, then extra (a "K=V" or NULL); a later
+ * KEY replaces an earlier one.
  * Returns a malloc'd NULL-terminated array (free the array only; strings are borrowed), or NULL.
  */
-char **exe_step_env(const exe_step *s, size_t i, char *const *base);
+char **exe_step_env(const exe_step *s, size_t i, char *const *base, char *extra);
 
 /* Looks KEY up in a NULL-terminated "K=V" array. */
 const char *exe_env_get(char *const *env, const char *key);
@@ -86,6 +87,10 @@ typedef struct {
 /* exec.ExecResult with outputs[0..n). */
 grpc_byte_buffer *exe_legacy_result(bool result, const char *error, const exe_blob *outputs,
                                     size_t n);
+
+/* Copies in to out (room for 3n bytes) with every byte that is not part of well-formed UTF-8
+ * replaced by U+FFFD; returns the length written. */
+size_t exe_utf8_sanitize(const uint8_t *in, size_t n, uint8_t *out);
 
 grpc_byte_buffer *exe_info_encode(const pm_executor_v1_InfoResponse *info);
 

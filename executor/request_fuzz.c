@@ -170,7 +170,7 @@ static size_t count(char *const *v)
 static void check_env(const char *kind, const exe_step *s, size_t i)
 {
     const exe_cmd *c = &s->cmds[i];
-    char **env = exe_step_env(s, i, base_env);
+    char **env = exe_step_env(s, i, base_env, NULL);
     if (!env)
         fuzz_die(kind, "command %zu: exe_step_env returned NULL", i);
     size_t n = count(env);

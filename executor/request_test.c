@@ -69,17 +69,21 @@ static void test_valid(void)
 
     /* clear_env: only step and command entries; the command's X replaces nothing here. */
     char *base[] = {"PATH=/bin", "X=base", NULL};
-    char **env = exe_step_env(&s, 0, base);
+    char **env = exe_step_env(&s, 0, base, NULL);
     CHECK(env && env[0] && env[1] && env[2] && !env[3]);
     CHECK_STR(exe_env_get(env, "X"), "1");
     CHECK(exe_env_get(env, "PATH") == NULL);
     free(env);
 
     s.clear_env = false;
-    env = exe_step_env(&s, 0, base);
+    env = exe_step_env(&s, 0, base, NULL);
     CHECK_STR(exe_env_get(env, "PATH"), "/bin");
     CHECK_STR(exe_env_get(env, "X"), "1"); /* command beats base */
     CHECK_STR(exe_env_get(env, "Z"), "3");
+    free(env);
+    char extra[] = "X=marker";
+    env = exe_step_env(&s, 0, base, extra);
+    CHECK_STR(exe_env_get(env, "X"), "marker"); /* extra beats everything */
     free(env);
     exe_step_free(&s);
 }
@@ -208,8 +212,23 @@ static void test_legacy(void)
     CHECK_STR(err, "commands[1] is empty");
 }
 
+static void test_utf8(void)
+{
+    uint8_t out[64];
+    const char *ok = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x99\x82";
+    size_t n = exe_utf8_sanitize((const uint8_t *)ok, strlen(ok), out);
+    CHECK(n == strlen(ok) && memcmp(out, ok, n) == 0);
+    const uint8_t bad[] = {'o', 'k', 0xff, 0xfe, '\n', 0xc3, 0xed, 0xa0, 0x80, 0xc0, 0xaf};
+    n = exe_utf8_sanitize(bad, sizeof bad, out);
+    out[n] = '\0';
+    /* ff, fe, a lone c3, a surrogate (3 bytes), an overlong c0 af (2 bytes): 8 replacements */
+    CHECK_STR((char *)out, "ok\xef\xbf\xbd\xef\xbf\xbd\n\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                           "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+}
+
 int main(void)
 {
+    test_utf8();
     test_valid();
     test_invalid();
     test_legacy();

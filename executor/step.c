@@ -94,7 +94,9 @@ static void cmd_start(exe_call *c)
     if (timeout)
         c->deadline_us = c->t0_us + (uint64_t)timeout * 1000u;
 
-    c->envp = exe_step_env(&c->step, c->cur, srv->base_env);
+    c->cmd_uid = ++srv->next_cmd_uid;
+    snprintf(c->marker, sizeof c->marker, "PM_COMMAND_ID=%llu", (unsigned long long)c->cmd_uid);
+    c->envp = exe_step_env(&c->step, c->cur, srv->base_env, c->marker);
     if (!c->envp) {
         fail_start(c, "prepare", "environment", ENOMEM);
         return;
@@ -197,6 +199,9 @@ void exe_step_reaped(exe_call *c, int wstatus, const struct rusage *ru)
     c->t_exit_us = rpc_now_us();
     c->cstate = CMD_REAPED;
     c->drain_until_us = c->t_exit_us + DRAIN_GRACE_US;
+    /* Descendants that left the process group (setsid) are found later, off the hot path. */
+    if (!c->srv->sweep_due_us)
+        c->srv->sweep_due_us = c->t_exit_us + EXE_SWEEP_DELAY_US;
     if (c->fd[FD_STDIN] >= 0) {
         exe_loop_forget(c->srv, c, FD_STDIN);
         close(c->fd[FD_STDIN]);

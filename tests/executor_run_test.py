@@ -250,8 +250,17 @@ class EnvironmentTest(pmtest.ExecutorTestCase):
     def test_clear_env(self):
         step = self.run_step(argv("/usr/bin/env"), argv("/usr/bin/env", env=["B=2"]),
                              env=["A=1"], clear_env=True)
-        self.assertEqual(step[0].out.splitlines(), ["A=1"])
-        self.assertEqual(sorted(step[1].out.splitlines()), ["A=1", "B=2"])
+        # The executor always adds PM_COMMAND_ID (its number for the command, inherited by
+        # descendants so escaped orphans can be found); nothing else comes from its environment.
+        lines0 = step[0].out.splitlines()
+        lines1 = step[1].out.splitlines()
+        ids = [l for l in lines0 + lines1 if l.startswith("PM_COMMAND_ID=")]
+        self.assertEqual(len(ids), 2, step[0].out + step[1].out)
+        self.assertTrue(all(l.split("=", 1)[1].isdigit() for l in ids), ids)
+        self.assertNotEqual(ids[0], ids[1])
+        self.assertEqual([l for l in lines0 if not l.startswith("PM_COMMAND_ID=")], ["A=1"])
+        self.assertEqual(sorted(l for l in lines1 if not l.startswith("PM_COMMAND_ID=")),
+                         ["A=1", "B=2"])
 
     def test_duplicate_env_last_wins(self):
         step = self.run_step(sh('echo "$D"', env=["D=3", "D=4"]), env=["D=1", "D=2"])

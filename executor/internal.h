@@ -11,6 +11,7 @@
 #define PM_EXECUTOR_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -75,6 +76,7 @@ struct exe_call {
     pid_t pid;
     int fd[3];
     bool fd_registered[3];
+    bool armed[3]; /* waiting in epoll for readiness: do not read it until the event comes */
     exe_fd_ref ref[3];
     const uint8_t *in_pos;
     size_t in_left;
@@ -135,6 +137,7 @@ struct exe_server {
     bool app_exited;
     int app_status;
     char *const *base_env;
+    sigset_t sig_reset; /* signals the children must reset (see exe_spawn_spec) */
 };
 
 /* server.c */
@@ -142,6 +145,8 @@ void exe_call_arm(exe_server *srv, exe_call_kind kind);
 bool exe_call_send(exe_call *c, grpc_byte_buffer *bb);
 void exe_call_finish(exe_call *c, grpc_status_code code, const char *msg);
 void exe_call_finish_unary(exe_call *c, grpc_byte_buffer *reply);
+/* Sends the stream's last message together with status OK. */
+void exe_call_finish_with(exe_call *c, grpc_byte_buffer *last);
 void exe_call_maybe_dead(exe_call *c);
 void exe_free_dead(exe_server *srv);
 void exe_begin_shutdown(exe_server *srv);
@@ -167,5 +172,7 @@ void exe_loop_run(exe_server *srv);
 void exe_loop_wake(exe_server *srv);
 int exe_loop_arm(exe_server *srv, exe_call *c, int which);
 void exe_loop_forget(exe_server *srv, exe_call *c, int which);
+/* Reaps c's command if it has exited (without waiting for SIGCHLD); true when it did. */
+bool exe_loop_try_reap(exe_server *srv, exe_call *c);
 
 #endif

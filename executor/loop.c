@@ -59,6 +59,7 @@ int exe_loop_arm(exe_server *srv, exe_call *c, int which)
     if (epoll_ctl(srv->epfd, op, c->fd[which], &ev) < 0)
         return -errno;
     c->fd_registered[which] = true;
+    c->armed[which] = true;
     return 0;
 }
 
@@ -68,6 +69,7 @@ void exe_loop_forget(exe_server *srv, exe_call *c, int which)
         return;
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd[which], NULL);
     c->fd_registered[which] = false;
+    c->armed[which] = false;
 }
 
 static exe_call *find_by_pid(exe_server *srv, pid_t pid)
@@ -76,6 +78,36 @@ static exe_call *find_by_pid(exe_server *srv, pid_t pid)
         if (c->pid == pid && c->cstate == CMD_RUNNING)
             return c;
     return NULL;
+}
+
+/* Reaps pid, known to have exited; for a command (c), first kills what it left in its group
+ * while the zombie still pins the group id. Returns the status, or -1 when it was not reaped. */
+static int reap_exited(pid_t pid, exe_call *c, struct rusage *ru)
+{
+    if (c)
+        kill(-pid, SIGKILL);
+    int status = 0;
+    memset(ru, 0, sizeof *ru);
+    pid_t r;
+    do
+        r = wait4(pid, &status, WNOHANG, ru);
+    while (r < 0 && errno == EINTR);
+    return r == pid ? status : -1;
+}
+
+bool exe_loop_try_reap(exe_server *srv, exe_call *c)
+{
+    (void)srv;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid != c->pid)
+        return false;
+    struct rusage ru;
+    int status = reap_exited(c->pid, c, &ru);
+    if (status < 0)
+        return false;
+    exe_step_reaped(c, status, &ru);
+    return true;
 }
 
 static void reap(exe_server *srv)
@@ -87,16 +119,9 @@ static void reap(exe_server *srv)
             return;
         pid_t pid = si.si_pid;
         exe_call *c = find_by_pid(srv, pid);
-        if (c)
-            kill(-pid, SIGKILL); /* what the command left behind in its group */
-        int status = 0;
         struct rusage ru;
-        memset(&ru, 0, sizeof ru);
-        pid_t r;
-        do
-            r = wait4(pid, &status, WNOHANG, &ru);
-        while (r < 0 && errno == EINTR);
-        if (r != pid)
+        int status = reap_exited(pid, c, &ru);
+        if (status < 0)
             continue;
         if (c) {
             exe_step_reaped(c, status, &ru);
@@ -299,6 +324,7 @@ void exe_loop_run(exe_server *srv)
             } else {
                 exe_fd_ref *ref = p;
                 exe_call *c = ref->call;
+                c->armed[ref->which] = false; /* one-shot: it fired */
                 exe_step_pump(c);
                 exe_call_maybe_dead(c);
             }

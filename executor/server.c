@@ -41,7 +41,7 @@ void exe_config_defaults(exe_config *cfg)
     cfg->legacy_output_cap = 3u << 20;
     cfg->kill_grace_ms = 2000;
     cfg->shutdown_grace_ms = 10000;
-    cfg->chunk_bytes = 64 * 1024;
+    cfg->chunk_bytes = 128 * 1024;
     cfg->log_format = "text";
 }
 
@@ -143,6 +143,25 @@ void exe_call_finish_unary(exe_call *c, grpc_byte_buffer *reply)
         c->send_bb = reply;
     } else if (reply) {
         grpc_byte_buffer_destroy(reply);
+    }
+}
+
+void exe_call_finish_with(exe_call *c, grpc_byte_buffer *last)
+{
+    if (!last) {
+        exe_call_finish(c, GRPC_STATUS_INTERNAL, "encoding failed");
+        return;
+    }
+    c->status_sent = true;
+    running_remove(c);
+    log_call(c, GRPC_STATUS_OK, "");
+    if (rpc_send_final(c->call, !c->md_sent, last, GRPC_STATUS_OK, NULL, &c->tag_send) ==
+        GRPC_CALL_OK) {
+        c->pending++;
+        c->md_sent = true;
+        c->send_bb = last;
+    } else {
+        grpc_byte_buffer_destroy(last);
     }
 }
 
@@ -487,6 +506,8 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
         goto out;
     }
     grpc_server_start(srv->server);
+    /* gRPC is initialised and SIGPIPE ignored: what the children must undo is now known. */
+    exe_spawn_handled_signals(&srv->sig_reset);
     for (int i = 0; i < 16; i++)
         exe_call_arm(srv, K_RUN);
     for (int i = 0; i < 4; i++) {

@@ -45,7 +45,7 @@ static int child_main(void *arg)
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
+        if (s != SIGKILL && s != SIGSTOP && (!spec->sig_reset || sigismember(spec->sig_reset, s)))
             sigaction(s, &dfl, NULL);
 
     if (spec->new_session && setsid() < 0)
@@ -115,6 +115,18 @@ int exe_spawn(const exe_spawn_spec *spec, exe_spawn_result *res)
         return -(ctx.err ? ctx.err : EINVAL);
     }
     return 0;
+}
+
+void exe_spawn_handled_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction sa;
+        if (s == SIGKILL || s == SIGSTOP || sigaction(s, NULL, &sa) < 0)
+            continue;
+        if (sa.sa_handler != SIG_DFL)
+            sigaddset(set, s);
+    }
 }
 
 const char *exe_spawn_stage_name(exe_spawn_stage stage)

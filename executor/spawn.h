@@ -7,6 +7,7 @@
 #define PM_EXECUTOR_SPAWN_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +28,9 @@ typedef struct {
     const char *workdir; /* NULL: inherit */
     int stdio[3];        /* fds to become 0, 1, 2 in the child; -1 keeps the parent's */
     bool new_session;    /* setsid(): own session and process group */
+    /* Signals whose disposition the child must reset to SIG_DFL (those the parent handles or
+     * ignores); NULL resets every signal, at the cost of a system call each. */
+    const sigset_t *sig_reset;
 } exe_spawn_spec;
 
 typedef struct {
@@ -41,6 +45,10 @@ typedef struct {
  * reaped by the caller (res->pid > 0).
  */
 int exe_spawn(const exe_spawn_spec *spec, exe_spawn_result *res);
+
+/* Fills set with the signals whose disposition is not SIG_DFL now (for exe_spawn_spec.sig_reset);
+ * call it once the process has installed its handlers. */
+void exe_spawn_handled_signals(sigset_t *set);
 
 /* Names the stage for messages ("exec", "chdir", ...). */
 const char *exe_spawn_stage_name(exe_spawn_stage stage);

@@ -147,6 +147,7 @@ static void cmd_start(exe_call *c)
         .workdir = workdir,
         .stdio = {in[0], out[1], err[1]},
         .new_session = true,
+        .sig_reset = &srv->sig_reset,
     };
     exe_spawn_result res;
     rc = exe_spawn(&spec, &res);
@@ -248,6 +249,8 @@ uint64_t exe_step_next_timer(const exe_call *c)
 static void pump_stdin(exe_call *c)
 {
     int fd = c->fd[FD_STDIN];
+    if (c->armed[FD_STDIN])
+        return; /* the pipe was full: wait for epoll to say it has room */
     while (fd >= 0 && c->in_left) {
         ssize_t w = write(fd, c->in_pos, c->in_left);
         if (w < 0 && errno == EINTR)
@@ -325,7 +328,9 @@ static bool pump_output(exe_call *c)
     int budget = READS_PER_PUMP;
     for (int k = 0; k < 2; k++) {
         int which = (k == 0) == c->read_stderr_first ? FD_STDERR : FD_STDOUT;
-        while (c->fd[which] >= 0) {
+        /* An fd armed in epoll had nothing to read last time: skip it until its event comes,
+         * which saves a failed read and a re-arm per message on the quiet stream. */
+        while (c->fd[which] >= 0 && !c->armed[which]) {
             if (budget-- <= 0) {
                 exe_loop_arm(srv, c, which);
                 break;
@@ -478,6 +483,10 @@ void exe_step_pump(exe_call *c)
                 pump_stdin(c);
             if (pump_output(c))
                 return;
+            /* Both pipes at EOF almost always means the command has exited: reap it now rather
+             * than after another wake-up for SIGCHLD (this is on every call's latency). */
+            if (c->cstate == CMD_RUNNING && c->fd[FD_STDOUT] < 0 && c->fd[FD_STDERR] < 0)
+                exe_loop_try_reap(c->srv, c);
             if (c->cstate != CMD_REAPED || c->fd[FD_STDOUT] >= 0 || c->fd[FD_STDERR] >= 0)
                 return; /* wait for the pipes or the reaper */
             {
@@ -487,11 +496,18 @@ void exe_step_pump(exe_call *c)
                 if (ex.exit_code != 0 && !c->step.continue_on_error)
                     c->stop = true;
                 c->cstate = CMD_DONE;
-                if (c->kind == K_LEGACY)
+                bool last = c->cur + 1 >= c->step.ncmds || c->stop;
+                if (c->kind == K_LEGACY) {
                     legacy_done(c, &ex);
-                else if (!c->client_gone &&
-                         exe_call_send(c, exe_event_exited((uint32_t)c->cur, &ex)))
+                } else if (c->client_gone) {
+                    /* nothing more to send */
+                } else if (last && !c->srv->killing_all) {
+                    /* The last event and the status share one batch: one write, no wake-up. */
+                    exe_call_finish_with(c, exe_event_exited((uint32_t)c->cur, &ex));
                     return;
+                } else if (exe_call_send(c, exe_event_exited((uint32_t)c->cur, &ex))) {
+                    return;
+                }
             }
             break;
         case CMD_DONE:

@@ -200,10 +200,8 @@ int rpc_listen(grpc_server *server, const rpc_listen_config *cfg, char *err, siz
     return 0;
 }
 
-/* The last batch of a server call: initial metadata unless already sent, an optional message,
- * and the status. */
-static grpc_call_error send_final(grpc_call *call, bool send_md, grpc_byte_buffer *msg,
-                                  grpc_status_code code, const char *details, rpc_tag *tag)
+grpc_call_error rpc_send_final(grpc_call *call, bool send_md, grpc_byte_buffer *msg,
+                               grpc_status_code code, const char *details, rpc_tag *tag)
 {
     grpc_op ops[3];
     size_t n = 0;
@@ -226,13 +224,13 @@ static grpc_call_error send_final(grpc_call *call, bool send_md, grpc_byte_buffe
 grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
                                const char *details, rpc_tag *tag)
 {
-    return send_final(call, true, msg, code, details, tag);
+    return rpc_send_final(call, true, msg, code, details, tag);
 }
 
 grpc_call_error rpc_send_status(grpc_call *call, bool initial_md_sent, grpc_status_code code,
                                 const char *details, rpc_tag *tag)
 {
-    return send_final(call, !initial_md_sent, NULL, code, details, tag);
+    return rpc_send_final(call, !initial_md_sent, NULL, code, details, tag);
 }
 
 grpc_call_error rpc_recv_close(grpc_call *call, int *cancelled, rpc_tag *tag)

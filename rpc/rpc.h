@@ -145,6 +145,11 @@ void rpc_health_destroy(rpc_health *h);
 grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
                                const char *details, rpc_tag *tag);
 
+/* The last batch of a server call: initial metadata when send_md, an optional message (still the
+ * caller's to destroy after the tag returns), and the status. */
+grpc_call_error rpc_send_final(grpc_call *call, bool send_md, grpc_byte_buffer *msg,
+                               grpc_status_code code, const char *details, rpc_tag *tag);
+
 /* Sends just a status (and initial metadata unless already sent), with tag. */
 grpc_call_error rpc_send_status(grpc_call *call, bool initial_md_sent, grpc_status_code code,
                                 const char *details, rpc_tag *tag);

@@ -413,14 +413,17 @@ static void legacy_done(exe_call *c, const pm_executor_v1_Exited *ex)
 
 static void log_command(exe_call *c, const pm_executor_v1_Exited *ex)
 {
-    char err[300];
+    char err[300], name[100], head[81];
+    /* The command's name: its shell line or argv[0], cut to a readable length. */
+    const exe_cmd *cmd = &c->step.cmds[c->cur];
+    snprintf(head, sizeof head, "%s", cmd->shell ? cmd->shell : cmd->argv.v[0]);
     rpc_log("info", "command",
-            "call=%llu index=%zu pid=%d exit=%d signal=%d wall_ms=%.3f stdout_bytes=%llu "
+            "call=%llu index=%zu cmd=%s pid=%d exit=%d signal=%d wall_ms=%.3f stdout_bytes=%llu "
             "stderr_bytes=%llu timed_out=%d cancelled=%d truncated=%d error=%s",
-            (unsigned long long)c->id, c->cur, (int)c->pid, ex->exit_code, ex->signal,
-            (double)ex->wall_us / 1000.0, (unsigned long long)ex->stdout_bytes,
-            (unsigned long long)ex->stderr_bytes, ex->timed_out, ex->cancelled, ex->truncated,
-            rpc_log_quote(err, sizeof err, ex->error));
+            (unsigned long long)c->id, c->cur, rpc_log_quote(name, sizeof name, head), (int)c->pid,
+            ex->exit_code, ex->signal, (double)ex->wall_us / 1000.0,
+            (unsigned long long)ex->stdout_bytes, (unsigned long long)ex->stderr_bytes,
+            ex->timed_out, ex->cancelled, ex->truncated, rpc_log_quote(err, sizeof err, ex->error));
 }
 
 /* Ends the call: the final status, or the legacy reply. */

@@ -1,8 +1,8 @@
 /*
  * bench: shared pieces of the benchmark programs. Latency samples and their percentiles, reading
- * /proc/PID/status, small flag parsing, and the asynchronous Run client that run_load and stream
- * drive from one completion queue. Everything here is for measuring pm-executor from outside, the
- * way a client sees it; nothing links into the executor.
+ * /proc/PID/status, the programs' command lines on rpc flags, and the asynchronous Run client that
+ * run_load and stream drive from one completion queue. Everything here is for measuring pm-executor
+ * from outside, the way a client sees it; nothing links into the executor.
  */
 #ifndef PM_BENCH_H
 #define PM_BENCH_H
@@ -13,6 +13,8 @@
 #include <sys/types.h>
 
 #include <grpc/grpc.h>
+
+#include "rpc/rpc.h"
 
 /* ---- samples ---------------------------------------------------------------------------- */
 
@@ -42,13 +44,45 @@ double bench_self_cpu_s(void);
 
 /* ---- flags ------------------------------------------------------------------------------ */
 
-/* Parses a non-negative integer flag value with an optional k/M/G (binary) suffix; returns 0 or
- * -EINVAL. */
-int bench_parse_u64(const char *s, uint64_t *out);
+/* A benchmark program's command line: rpc flags (so each is also a PM_ variable, and numbers take
+ * K/M/G suffixes) and no positional arguments. */
+typedef struct {
+    const char *prog;     /* the name that starts every message */
+    const char *synopsis; /* what --help prints above the flags */
+    const rpc_flag *flags;
+    size_t nflags;
+} bench_cmdline;
 
-/* Prints "prog: msg" and the usage line to stderr, returns 2 (the usage exit code). */
-int bench_usage_error(const char *prog, const char *usage, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * Parses argv with rpc_flags_parse. Returns -1 when the program should go on, otherwise the exit
+ * code to leave with at once: 0 after --help (usage on stdout), 2 after a usage error (message on
+ * stderr).
+ */
+int bench_flags_parse(const bench_cmdline *cl, int argc, char **argv);
+
+/* True when lo <= v <= hi; otherwise says which flag is out of its range, as a usage error. */
+bool bench_flag_in_range(const bench_cmdline *cl, const char *flag, uint64_t v, uint64_t lo,
+                         uint64_t hi);
+
+/*
+ * The two flags of every program that calls an executor, declared once so that their meaning,
+ * default and range stay the same in each: where it listens, and how long to wait for it to serve.
+ */
+typedef struct {
+    const char *target; /* required */
+    uint64_t wait_ms;
+} bench_executor_flags;
+
+/* The defaults, and the rows of an rpc_flag table for ef. */
+/* clang-format off */
+#define BENCH_EXECUTOR_FLAGS_DEFAULT {.target = NULL, .wait_ms = 10000}
+#define BENCH_EXECUTOR_FLAG_ROWS(ef)                                                               \
+    {"target", RPC_FLAG_STRING, &(ef)->target, "executor address, host:port or unix:/path"},     \
+    {"wait-ready-ms", RPC_FLAG_UINT, &(ef)->wait_ms, "how long to wait for the executor to serve"}
+/* clang-format on */
+
+/* True when --target is given and --wait-ready-ms is at most an hour; otherwise a usage error. */
+bool bench_executor_flags_ok(const bench_cmdline *cl, const bench_executor_flags *ef);
 
 /* ---- the Run client --------------------------------------------------------------------- */
 

@@ -5,7 +5,6 @@
  * percentiles of the calls after the warm-up. Exits 1 when a call failed or an event is missing,
  * so a smoke test notices a broken executor; timing never decides the exit code.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,61 +13,39 @@
 
 #include "bench/bench.h"
 
-static const char usage[] =
-    "usage: run_load --target ADDR [--inflight N] [--calls N] [--warmup N] [--shell LINE]\n"
-    "                [--health N] [--wait-ready-ms MS] [--deadline-ms MS]\n"
-    "  --target         executor address, host:port or unix:/path\n"
-    "  --inflight       calls kept outstanding (default 1)\n"
-    "  --calls          calls in total, warm-up included (default 1000; 0 = health only)\n"
-    "  --warmup         first calls left out of the figures (default calls/10)\n"
-    "  --shell          the command line each call runs (default \"true\")\n"
-    "  --health         Health/Check calls once the executor is serving (default 0); with\n"
-    "                   --calls 0 their round-trip p50/p99 is printed\n"
-    "  --wait-ready-ms  how long to wait for the executor to serve (default 10000)\n"
-    "  --deadline-ms    per-call deadline (default 120000)\n";
+static const char synopsis[] =
+    "usage: run_load --target ADDR [flags]\n"
+    "\n"
+    "Calls pm.executor.v1.Executor/Run, each call running one shell line, with --inflight calls\n"
+    "outstanding on one connection, and prints one key=value line: calls per second and latency\n"
+    "percentiles of the calls after the warm-up. With --calls 0 it makes only the --health\n"
+    "Health/Check calls and prints their round-trip p50/p99. Exits 1 when a call failed.";
 
 int main(int argc, char **argv)
 {
-    const char *target = NULL, *shell = "true";
-    uint64_t inflight = 1, calls = 1000, warmup = UINT64_MAX, health = 0, wait_ms = 10000,
-             deadline_ms = 120000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc)
-            return bench_usage_error("run_load", usage, "%s needs a value", a);
-        const char *v = argv[++i];
-        uint64_t *num = NULL;
-        if (!strcmp(a, "--target"))
-            target = v;
-        else if (!strcmp(a, "--shell"))
-            shell = v;
-        else if (!strcmp(a, "--inflight"))
-            num = &inflight;
-        else if (!strcmp(a, "--calls"))
-            num = &calls;
-        else if (!strcmp(a, "--warmup"))
-            num = &warmup;
-        else if (!strcmp(a, "--health"))
-            num = &health;
-        else if (!strcmp(a, "--wait-ready-ms"))
-            num = &wait_ms;
-        else if (!strcmp(a, "--deadline-ms"))
-            num = &deadline_ms;
-        else
-            return bench_usage_error("run_load", usage, "unknown flag %s", a);
-        if (num && bench_parse_u64(v, num) < 0)
-            return bench_usage_error("run_load", usage, "%s: not a number: \"%s\"", a, v);
-    }
-    if (!target)
-        return bench_usage_error("run_load", usage, "--target is required");
-    if (inflight < 1 || inflight > 100000)
-        return bench_usage_error("run_load", usage, "--inflight must be between 1 and 100000");
-    if (wait_ms > 3600000 || deadline_ms > 3600000 || health > 1000000)
-        return bench_usage_error("run_load", usage, "a value is out of range");
+    bench_executor_flags ex = BENCH_EXECUTOR_FLAGS_DEFAULT;
+    const char *shell = "true";
+    /* UINT64_MAX: --warmup not given, so calls/10 (see rpc_flags_usage). */
+    uint64_t inflight = 1, calls = 1000, warmup = UINT64_MAX, health = 0, deadline_ms = 120000;
+    const rpc_flag flags[] = {
+        BENCH_EXECUTOR_FLAG_ROWS(&ex),
+        {"inflight", RPC_FLAG_UINT, &inflight, "calls kept outstanding"},
+        {"calls", RPC_FLAG_UINT, &calls, "calls in total, warm-up included; 0 = health only"},
+        {"warmup", RPC_FLAG_UINT, &warmup,
+         "first calls left out of the figures (default calls/10)"},
+        {"shell", RPC_FLAG_STRING, &shell, "the command line each call runs"},
+        {"health", RPC_FLAG_UINT, &health, "Health/Check calls once the executor is serving"},
+        {"deadline-ms", RPC_FLAG_UINT, &deadline_ms, "per-call deadline"},
+    };
+    const bench_cmdline cmd = {"run_load", synopsis, flags, sizeof flags / sizeof flags[0]};
+    int usage_rc = bench_flags_parse(&cmd, argc, argv);
+    if (usage_rc >= 0)
+        return usage_rc;
+    if (!bench_executor_flags_ok(&cmd, &ex) ||
+        !bench_flag_in_range(&cmd, "inflight", inflight, 1, 100000) ||
+        !bench_flag_in_range(&cmd, "health", health, 0, 1000000) ||
+        !bench_flag_in_range(&cmd, "deadline-ms", deadline_ms, 0, 3600000))
+        return 2;
     if (warmup == UINT64_MAX)
         warmup = calls / 10;
     if (warmup > calls)
@@ -82,7 +59,7 @@ int main(int argc, char **argv)
     }
     grpc_init();
     bench_client_config cfg = {
-        .target = target,
+        .target = ex.target,
         .request = req,
         .request_len = req_len,
         .inflight = (unsigned)inflight,
@@ -104,7 +81,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "run_load: out of memory\n");
         goto out;
     }
-    rc = bench_client_health(cl, (unsigned)wait_ms, (unsigned)health, &hlat, err, sizeof err);
+    rc = bench_client_health(cl, (unsigned)ex.wait_ms, (unsigned)health, &hlat, err, sizeof err);
     if (rc == 0 && calls == 0) {
         /* Health only: the bare unary round trip, the gRPC floor under a Run call. */
         printf("run_load health_ok=1 health_calls=%zu health_p50_us=%llu health_p99_us=%llu\n",

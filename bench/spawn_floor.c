@@ -23,13 +23,13 @@
 
 extern char **environ;
 
-static const char usage[] =
-    "usage: spawn_floor [--threads N] [--spawns N] [--warmup N] [--shell LINE]\n"
-    "  --threads  spawners running in parallel (default 1)\n"
-    "  --spawns   timed spawns in total, split over the threads (default 2000)\n"
-    "  --warmup   untimed spawns per thread before the timed ones (default 20)\n"
-    "  --shell    the command line, run as /bin/sh -c LINE (default \"true\")\n"
-    "  --pipe-bytes N  instead: read N bytes of `head -c N /dev/zero` from a pipe, print MB/s\n";
+static const char synopsis[] =
+    "usage: spawn_floor [flags]\n"
+    "\n"
+    "--threads threads each posix_spawn `/bin/sh -c LINE` and waitpid it in a loop, --spawns\n"
+    "times in all; prints one key=value line with spawns per second and the percentiles of one\n"
+    "spawn+wait. With --pipe-bytes N it measures the streaming floor instead: it reads\n"
+    "`head -c N /dev/zero` from a pipe and prints MB/s.";
 
 /* The streaming floor: the same command the stream benchmark runs, read straight from its pipe
  * with the executor's default chunk size. Returns 0, or 1 with a message. */
@@ -142,34 +142,22 @@ int main(int argc, char **argv)
 {
     uint64_t threads = 1, spawns = 2000, warmup = 20, pipe_bytes = 0;
     const char *shell = "true";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc)
-            return bench_usage_error("spawn_floor", usage, "%s needs a value", a);
-        const char *v = argv[++i];
-        uint64_t *num = NULL;
-        if (!strcmp(a, "--shell"))
-            shell = v;
-        else if (!strcmp(a, "--threads"))
-            num = &threads;
-        else if (!strcmp(a, "--spawns"))
-            num = &spawns;
-        else if (!strcmp(a, "--warmup"))
-            num = &warmup;
-        else if (!strcmp(a, "--pipe-bytes"))
-            num = &pipe_bytes;
-        else
-            return bench_usage_error("spawn_floor", usage, "unknown flag %s", a);
-        if (num && bench_parse_u64(v, num) < 0)
-            return bench_usage_error("spawn_floor", usage, "%s: not a number: \"%s\"", a, v);
-    }
-    if (threads < 1 || threads > 256 || spawns < threads || spawns > 100000000 || warmup > 1000000)
-        return bench_usage_error("spawn_floor", usage,
-                                 "need 1 <= threads <= 256, threads <= spawns, sane counts");
+    const rpc_flag flags[] = {
+        {"threads", RPC_FLAG_UINT, &threads, "spawners running in parallel"},
+        {"spawns", RPC_FLAG_UINT, &spawns, "timed spawns in total, split over the threads"},
+        {"warmup", RPC_FLAG_UINT, &warmup, "untimed spawns per thread before the timed ones"},
+        {"shell", RPC_FLAG_STRING, &shell, "the command line, run as /bin/sh -c LINE"},
+        {"pipe-bytes", RPC_FLAG_UINT, &pipe_bytes,
+         "bytes to read from a pipe instead of spawning; 0 = spawn"},
+    };
+    const bench_cmdline cmd = {"spawn_floor", synopsis, flags, sizeof flags / sizeof flags[0]};
+    int usage_rc = bench_flags_parse(&cmd, argc, argv);
+    if (usage_rc >= 0)
+        return usage_rc;
+    if (!bench_flag_in_range(&cmd, "threads", threads, 1, 256) ||
+        !bench_flag_in_range(&cmd, "spawns", spawns, threads, 100000000) ||
+        !bench_flag_in_range(&cmd, "warmup", warmup, 0, 1000000))
+        return 2;
 
     if (pipe_bytes)
         return pipe_floor(pipe_bytes);

@@ -13,13 +13,12 @@
 
 #include "bench/bench.h"
 
-static const char usage[] =
-    "usage: stream --target ADDR [--bytes N] [--pid PID] [--sample-ms MS] [--wait-ready-ms MS]\n"
-    "  --target         executor address, host:port or unix:/path\n"
-    "  --bytes          bytes to stream, k/M/G suffixes allowed (default 1G)\n"
-    "  --pid            the executor's pid, for its memory figures (default: not sampled)\n"
-    "  --sample-ms      sampling period (default 10)\n"
-    "  --wait-ready-ms  how long to wait for the executor to serve (default 10000)\n";
+static const char synopsis[] =
+    "usage: stream --target ADDR [flags]\n"
+    "\n"
+    "One Run call of `head -c BYTES /dev/zero`; prints one key=value line with the MB/s that\n"
+    "reached the client and, given --pid, the executor's VmRSS sampled every --sample-ms during\n"
+    "the call and its VmHWM at the end. Exits 1 when the byte count is wrong or the call failed.";
 
 typedef struct {
     pid_t pid;
@@ -41,37 +40,22 @@ static void sample(void *arg, uint64_t now_us)
 
 int main(int argc, char **argv)
 {
-    const char *target = NULL;
-    uint64_t bytes = 1ull << 30, pid = 0, sample_ms = 10, wait_ms = 10000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc)
-            return bench_usage_error("stream", usage, "%s needs a value", a);
-        const char *v = argv[++i];
-        uint64_t *num = NULL;
-        if (!strcmp(a, "--target"))
-            target = v;
-        else if (!strcmp(a, "--bytes"))
-            num = &bytes;
-        else if (!strcmp(a, "--pid"))
-            num = &pid;
-        else if (!strcmp(a, "--sample-ms"))
-            num = &sample_ms;
-        else if (!strcmp(a, "--wait-ready-ms"))
-            num = &wait_ms;
-        else
-            return bench_usage_error("stream", usage, "unknown flag %s", a);
-        if (num && bench_parse_u64(v, num) < 0)
-            return bench_usage_error("stream", usage, "%s: not a number: \"%s\"", a, v);
-    }
-    if (!target)
-        return bench_usage_error("stream", usage, "--target is required");
-    if (sample_ms < 1 || sample_ms > 10000 || wait_ms > 3600000 || pid > 0x7fffffff)
-        return bench_usage_error("stream", usage, "a value is out of range");
+    bench_executor_flags ex = BENCH_EXECUTOR_FLAGS_DEFAULT;
+    uint64_t bytes = 1ull << 30, pid = 0, sample_ms = 10;
+    const rpc_flag flags[] = {
+        BENCH_EXECUTOR_FLAG_ROWS(&ex),
+        {"bytes", RPC_FLAG_UINT, &bytes, "bytes to stream"},
+        {"pid", RPC_FLAG_UINT, &pid, "the executor's pid, for its memory figures; 0 = not sampled"},
+        {"sample-ms", RPC_FLAG_UINT, &sample_ms, "memory sampling period"},
+    };
+    const bench_cmdline cmd = {"stream", synopsis, flags, sizeof flags / sizeof flags[0]};
+    int usage_rc = bench_flags_parse(&cmd, argc, argv);
+    if (usage_rc >= 0)
+        return usage_rc;
+    if (!bench_executor_flags_ok(&cmd, &ex) ||
+        !bench_flag_in_range(&cmd, "sample-ms", sample_ms, 1, 10000) ||
+        !bench_flag_in_range(&cmd, "pid", pid, 0, INT32_MAX))
+        return 2;
 
     char shell[64];
     snprintf(shell, sizeof shell, "head -c %llu /dev/zero", (unsigned long long)bytes);
@@ -84,7 +68,7 @@ int main(int argc, char **argv)
     sampler smp = {.pid = (pid_t)pid, .rss_peak_kb = -1, .hwm_peak_kb = -1};
     grpc_init();
     bench_client_config cfg = {
-        .target = target,
+        .target = ex.target,
         .request = req,
         .request_len = req_len,
         .inflight = 1,
@@ -104,7 +88,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "stream: %s\n", err);
         goto out;
     }
-    if (bench_client_health(cl, (unsigned)wait_ms, 0, NULL, err, sizeof err) < 0) {
+    if (bench_client_health(cl, (unsigned)ex.wait_ms, 0, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "stream: %s\n", err);
         goto out;
     }

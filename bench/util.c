@@ -1,10 +1,11 @@
 /*
  * Small helpers of the benchmark programs that need no gRPC: latency samples and percentiles,
- * /proc/PID/status fields, integer flags with size suffixes, usage errors.
+ * /proc/PID/status fields, the command line (rpc flags, no positionals) and its usage errors.
  */
 #include "bench/bench.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,48 +89,54 @@ double bench_self_cpu_s(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-int bench_parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || *s == '-')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -EINVAL;
-    unsigned shift = 0;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (*end || (shift && v > (UINT64_MAX >> shift)))
-        return -EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
+/* Prints "prog: msg (see --help)" to stderr; returns 2, the usage exit code. */
+static int usage_error(const bench_cmdline *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-int bench_usage_error(const char *prog, const char *usage, const char *fmt, ...)
+static int usage_error(const bench_cmdline *cl, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, "%s: ", cl->prog);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n%s", usage);
+    fprintf(stderr, " (see --help)\n");
     va_end(ap);
     return 2;
+}
+
+int bench_flags_parse(const bench_cmdline *cl, int argc, char **argv)
+{
+    char err[256];
+    int rest = argc;
+    int rc = rpc_flags_parse(cl->flags, cl->nflags, argc, argv, &rest, err, sizeof err);
+    if (rc == 1) {
+        rpc_flags_usage(stdout, cl->synopsis, cl->flags, cl->nflags);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", cl->prog, err);
+        return 2;
+    }
+    if (rest < argc)
+        return usage_error(cl, "unexpected argument \"%s\"", argv[rest]);
+    return -1;
+}
+
+bool bench_flag_in_range(const bench_cmdline *cl, const char *flag, uint64_t v, uint64_t lo,
+                         uint64_t hi)
+{
+    if (v >= lo && v <= hi)
+        return true;
+    usage_error(cl, "--%s must be between %" PRIu64 " and %" PRIu64 ", got %" PRIu64, flag, lo, hi,
+                v);
+    return false;
+}
+
+bool bench_executor_flags_ok(const bench_cmdline *cl, const bench_executor_flags *ef)
+{
+    if (!ef->target) {
+        usage_error(cl, "--target is required");
+        return false;
+    }
+    return bench_flag_in_range(cl, "wait-ready-ms", ef->wait_ms, 0, 3600000);
 }

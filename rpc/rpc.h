@@ -45,7 +45,12 @@ typedef enum { RPC_FLAG_STRING, RPC_FLAG_UINT, RPC_FLAG_BOOL } rpc_flag_type;
 /*
  * One command-line flag "--name VALUE" (or "--name=VALUE"; a bool flag takes no value), also
  * settable by the environment variable PM_NAME (upper case, '-' as '_'). dst points to a
- * const char *, a uint64_t or a bool according to type.
+ * const char *, a uint64_t or a bool according to type, and holds the default beforehand.
+ *
+ * A uint value is decimal digits with an optional binary suffix: K or k (x 1024), M (x 1024^2)
+ * or G (x 1024^3), so "64K" is 65536 and "1G" is 1073741824. Lower-case m and g are refused, lest
+ * "5m" on a millisecond flag be taken for minutes. A value that does not fit in 64 bits is an
+ * error, never wrapped. A bool value is true/yes/1 or false/no/0.
  */
 typedef struct {
     const char *name;
@@ -57,12 +62,17 @@ typedef struct {
 /*
  * Applies environment variables, then argv. Stops at "--" or at the first argument that is not a
  * flag; *rest is set to the index of the first argument after the flags (after "--" when given).
- * Returns 0, 1 when --help was asked for, or -EINVAL with a message in err.
+ * Returns 0, 1 when --help or -h was given, or -EINVAL with a message in err.
  */
 int rpc_flags_parse(const rpc_flag *flags, size_t n, int argc, char **argv, int *rest, char *err,
                     size_t errlen);
 
-/* Prints the usage text: synopsis, then each flag with its variable, default and help. */
+/*
+ * Prints the usage text: synopsis, then each flag with its variable, default and help, and a note
+ * on the size suffixes when there is a uint flag. A uint default that is an exact multiple of 1024
+ * is shown with its suffix (4M). A uint flag holding UINT64_MAX is shown without a default: a
+ * caller uses that as "not given" for a default derived from other flags, which its help states.
+ */
 void rpc_flags_usage(FILE *out, const char *synopsis, const rpc_flag *flags, size_t n);
 
 /* ---- completion-queue dispatch ---------------------------------------------------------- */

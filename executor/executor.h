@@ -24,6 +24,11 @@ typedef struct {
     const char *tls_key;
     bool insecure;
     const char *log_format;
+    const char *sandbox_profile; /* unconfined, default, strict or file:PATH */
+    const char *rlimits;         /* comma-separated NAME=VALUE (sbx_rlimit_parse) */
+    const char *keep_caps;       /* comma-separated capability names */
+    uint64_t run_as_uid;         /* UINT64_MAX: keep */
+    uint64_t run_as_gid;
 } exe_config;
 
 /* Fills the defaults. */

@@ -22,6 +22,7 @@
 #include "executor/executor.h"
 #include "executor/request.h"
 #include "rpc/rpc.h"
+#include "sandbox/sandbox.h"
 
 typedef struct exe_server exe_server;
 typedef struct exe_call exe_call;
@@ -66,6 +67,7 @@ struct exe_call {
     bool dead;           /* queued for freeing by the I/O thread */
 
     exe_step step;
+    const sbx_prepared *sandbox; /* the profile the step runs under (owned by srv) */
     uint64_t output_cap;
     size_t cur;
     exe_cmd_state cstate;
@@ -138,6 +140,12 @@ struct exe_server {
     int app_status;
     char *const *base_env;
     sigset_t sig_reset; /* signals the children must reset (see exe_spawn_spec) */
+
+    /* The executor's sandbox and the tighter ones requests asked for, prepared once each. */
+    sbx_config sandbox_cfg;
+    sbx_prepared *sandbox;
+    pthread_mutex_t sandbox_mu; /* guards the cache; never held with mu */
+    struct exe_sandbox_cache *sandbox_cache;
 };
 
 /* server.c */

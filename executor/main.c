@@ -33,6 +33,15 @@ int main(int argc, char **argv)
         {"insecure", RPC_FLAG_BOOL, &cfg.insecure,
          "allow a non-loopback address without TLS or token"},
         {"log-format", RPC_FLAG_STRING, &cfg.log_format, "text (key=value) or json"},
+        {"sandbox-profile", RPC_FLAG_STRING, &cfg.sandbox_profile,
+         "seccomp profile of every command: unconfined, default, strict or file:PATH"},
+        {"rlimits", RPC_FLAG_STRING, &cfg.rlimits,
+         "limits of every command, e.g. cpu=60,as=2G,nofile=1024,nproc=512,fsize=1G,core=0"},
+        {"keep-caps", RPC_FLAG_STRING, &cfg.keep_caps,
+         "capabilities commands keep, e.g. net_bind_service (default: none)"},
+        {"run-as-uid", RPC_FLAG_UINT, &cfg.run_as_uid,
+         "run commands as this uid (with --run-as-gid)"},
+        {"run-as-gid", RPC_FLAG_UINT, &cfg.run_as_gid, "run commands as this gid"},
     };
     size_t nflags = sizeof flags / sizeof flags[0];
     char err[256];

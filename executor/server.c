@@ -43,6 +43,149 @@ void exe_config_defaults(exe_config *cfg)
     cfg->shutdown_grace_ms = 10000;
     cfg->chunk_bytes = 128 * 1024;
     cfg->log_format = "text";
+    cfg->sandbox_profile = "default";
+    cfg->rlimits = "";
+    cfg->keep_caps = "";
+    cfg->run_as_uid = UINT64_MAX;
+    cfg->run_as_gid = UINT64_MAX;
+}
+
+typedef struct exe_sandbox_cache {
+    struct exe_sandbox_cache *next;
+    sbx_config cfg;
+    sbx_prepared *prepared;
+} exe_sandbox_cache;
+
+/* Calls fn on each comma-separated item of list; stops at the first error. */
+static int each_item(const char *list,
+                     int (*fn)(const char *item, sbx_config *cfg, char *err, size_t errlen),
+                     sbx_config *cfg, char *err, size_t errlen)
+{
+    char item[256];
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n >= sizeof item) {
+            snprintf(err, errlen, "\"%.40s...\" is too long", p);
+            return -EINVAL;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (n && fn(item, cfg, err, errlen) < 0)
+            return -EINVAL;
+        p = comma ? comma + 1 : p + n;
+    }
+    return 0;
+}
+
+static int keep_cap_item(const char *item, sbx_config *cfg, char *err, size_t errlen)
+{
+    return sbx_config_keep_cap(cfg, item, err, errlen);
+}
+
+static int rlimit_item(const char *item, sbx_config *cfg, char *err, size_t errlen)
+{
+    return sbx_rlimit_parse(item, cfg, err, errlen);
+}
+
+/* Builds and prepares the executor's own sandbox from its flags. */
+static int sandbox_setup(exe_server *srv, char *err, size_t errlen)
+{
+    const exe_config *cfg = &srv->cfg;
+    sbx_config *s = &srv->sandbox_cfg;
+    sbx_config_init(s);
+    if (sbx_profile_parse(cfg->sandbox_profile, s) < 0) {
+        snprintf(err, errlen,
+                 "--sandbox-profile \"%s\": want unconfined, default, strict or file:PATH",
+                 cfg->sandbox_profile);
+        return -EINVAL;
+    }
+    char e[256] = "";
+    if (each_item(cfg->rlimits, rlimit_item, s, e, sizeof e) < 0) {
+        snprintf(err, errlen, "--rlimits: %s", e);
+        return -EINVAL;
+    }
+    if (each_item(cfg->keep_caps, keep_cap_item, s, e, sizeof e) < 0) {
+        snprintf(err, errlen, "--keep-caps: %s", e);
+        return -EINVAL;
+    }
+    if ((cfg->run_as_uid == UINT64_MAX) != (cfg->run_as_gid == UINT64_MAX) ||
+        (cfg->run_as_uid != UINT64_MAX &&
+         (cfg->run_as_uid >= SBX_ID_KEEP || cfg->run_as_gid >= SBX_ID_KEEP))) {
+        snprintf(err, errlen, "--run-as-uid and --run-as-gid go together, each below 2^32-1");
+        return -EINVAL;
+    }
+    if (cfg->run_as_uid != UINT64_MAX) {
+        s->uid = (uint32_t)cfg->run_as_uid;
+        s->gid = (uint32_t)cfg->run_as_gid;
+    }
+    int rc = sbx_prepare(s, &srv->sandbox, e, sizeof e);
+    if (rc < 0)
+        snprintf(err, errlen, "sandbox: %s", e);
+    return rc;
+}
+
+/*
+ * The prepared sandbox for a request's profile name: the executor's own, or a tighter one,
+ * prepared once and cached. Runs outside mu (preparing a filter can take a millisecond). Returns
+ * the status to refuse the call with, or GRPC_STATUS_OK.
+ */
+static grpc_status_code sandbox_for_request(exe_server *srv, const char *name,
+                                            const sbx_prepared **out, char *err, size_t errlen)
+{
+    *out = srv->sandbox;
+    if (!name || !name[0])
+        return GRPC_STATUS_OK;
+    sbx_config req = srv->sandbox_cfg;
+    if (sbx_profile_parse(name, &req) < 0) {
+        snprintf(err, errlen,
+                 "unknown sandbox profile \"%.64s\" (want unconfined, default, strict or "
+                 "file:PATH)",
+                 name);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    char why[256] = "";
+    if (!sbx_tighter_or_equal(&srv->sandbox_cfg, &req, why, sizeof why)) {
+        snprintf(err, errlen, "sandbox profile \"%.64s\" would loosen the executor's (%s): %s",
+                 name, sbx_profile_name(srv->sandbox_cfg.profile), why);
+        return GRPC_STATUS_PERMISSION_DENIED;
+    }
+    if (!memcmp(&req, &srv->sandbox_cfg, sizeof req))
+        return GRPC_STATUS_OK;
+    grpc_status_code code = GRPC_STATUS_OK;
+    pthread_mutex_lock(&srv->sandbox_mu);
+    exe_sandbox_cache *e = srv->sandbox_cache;
+    while (e && memcmp(&e->cfg, &req, sizeof req))
+        e = e->next;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e || sbx_prepare(&req, &e->prepared, why, sizeof why) < 0) {
+            snprintf(err, errlen, "sandbox profile \"%.64s\": %s", name, e ? why : "out of memory");
+            free(e);
+            e = NULL;
+            code = GRPC_STATUS_FAILED_PRECONDITION;
+        } else {
+            e->cfg = req;
+            e->next = srv->sandbox_cache;
+            srv->sandbox_cache = e;
+        }
+    }
+    if (e)
+        *out = e->prepared;
+    pthread_mutex_unlock(&srv->sandbox_mu);
+    return code;
+}
+
+static void sandbox_cleanup(exe_server *srv)
+{
+    while (srv->sandbox_cache) {
+        exe_sandbox_cache *e = srv->sandbox_cache;
+        srv->sandbox_cache = e->next;
+        sbx_prepared_free(e->prepared);
+        free(e);
+    }
+    sbx_prepared_free(srv->sandbox);
+    srv->sandbox = NULL;
 }
 
 static void call_free(exe_call *c)
@@ -209,7 +352,9 @@ static void reply_info(exe_call *c)
     pm_executor_v1_InfoResponse info = pm_executor_v1_InfoResponse_init_zero;
     snprintf(info.name, sizeof info.name, "%s", srv->cfg.name);
     snprintf(info.version, sizeof info.version, "%s", PM_VERSION);
-    snprintf(info.sandbox_profile, sizeof info.sandbox_profile, "unconfined");
+    snprintf(info.sandbox_profile, sizeof info.sandbox_profile, "%s%s%.40s",
+             sbx_profile_name(srv->sandbox_cfg.profile),
+             srv->sandbox_cfg.profile == SBX_FILE ? ":" : "", srv->sandbox_cfg.file);
     info.max_concurrent = (uint32_t)srv->cfg.max_concurrent;
     info.running = (uint32_t)srv->nrunning;
     info.max_request_bytes = srv->cfg.max_request_bytes;
@@ -242,13 +387,7 @@ static grpc_status_code decode_step(exe_call *c, char *err, size_t errlen)
     free(data);
     if (rc < 0)
         return rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
-    const char *profile = c->step.sandbox_profile;
-    if (profile && profile[0] && strcmp(profile, "unconfined") != 0) {
-        snprintf(err, errlen, "unknown sandbox profile \"%.64s\" (this executor has: unconfined)",
-                 profile);
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    return GRPC_STATUS_OK;
+    return sandbox_for_request(c->srv, c->step.sandbox_profile, &c->sandbox, err, errlen);
 }
 
 /* Admits a decoded step (with mu held): shutdown and the concurrency limit, then it starts. */
@@ -468,6 +607,17 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
     /* Orphans of commands (and of the app) are re-parented to us and reaped. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
+    pthread_mutex_init(&srv->sandbox_mu, NULL);
+    if (sandbox_setup(srv, err, sizeof err) < 0) {
+        fprintf(stderr, "pm-executor: %s\n", err);
+        return 2;
+    }
+    {
+        char desc[512];
+        sbx_describe(srv->sandbox, desc, sizeof desc);
+        rpc_log("info", "sandbox", "%s", desc);
+    }
+
     srv->buf = malloc(cfg->chunk_bytes);
     if (!srv->buf || exe_loop_init(srv) < 0) {
         fprintf(stderr, "pm-executor: cannot set up the event loop: %s\n", strerror(errno));
@@ -547,6 +697,7 @@ out:
     grpc_shutdown();
     free(srv->buf);
     free(srv->token);
+    sandbox_cleanup(srv);
     rpc_log("info", "exit", "code=%d", code);
     return code;
 }

@@ -26,6 +26,7 @@ typedef struct {
     const exe_spawn_spec *spec;
     volatile exe_spawn_stage stage;
     volatile int err;
+    volatile sbx_stage sandbox_stage;
 } child_ctx;
 
 /* Records the failed stage and ends the child; the parent reads both after the vfork returns. */
@@ -65,9 +66,20 @@ static int child_main(void *arg)
     if (spec->workdir && spec->workdir[0] && chdir(spec->workdir) < 0)
         child_fail_or_die(ctx, EXE_SPAWN_FAIL_CHDIR);
 
+    /* Handlers are back to their defaults, so a signal from here on acts on the child alone. The
+     * mask is emptied before the sandbox so that its filter only has to allow execve. */
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (spec->sandbox) {
+        sbx_stage st = SBX_STAGE_NONE;
+        int rc = sbx_apply_in_child(spec->sandbox, &st);
+        if (rc < 0) {
+            ctx->sandbox_stage = st;
+            errno = -rc;
+            child_fail_or_die(ctx, EXE_SPAWN_FAIL_SANDBOX);
+        }
+    }
     execve(spec->path, spec->argv, spec->envp);
     child_fail_or_die(ctx, EXE_SPAWN_FAIL_EXEC);
     return 127;
@@ -90,7 +102,8 @@ int exe_spawn(const exe_spawn_spec *spec, exe_spawn_result *res)
         }
         child_stack = s;
     }
-    child_ctx ctx = {.spec = spec, .stage = EXE_SPAWN_OK, .err = 0};
+    child_ctx ctx = {
+        .spec = spec, .stage = EXE_SPAWN_OK, .err = 0, .sandbox_stage = SBX_STAGE_NONE};
 
     sigset_t all, old;
     sigfillset(&all);
@@ -107,6 +120,7 @@ int exe_spawn(const exe_spawn_spec *spec, exe_spawn_result *res)
     res->pid = pid;
     res->stage = ctx.stage;
     res->err = ctx.err;
+    res->sandbox_stage = ctx.sandbox_stage;
     if (ctx.stage != EXE_SPAWN_OK) {
         /* The child has already exited; reap it here so nobody mistakes it for a command. A
          * central reaper may win the race, which is fine. */
@@ -142,6 +156,8 @@ const char *exe_spawn_stage_name(exe_spawn_stage stage)
         return "dup2";
     case EXE_SPAWN_FAIL_CHDIR:
         return "chdir";
+    case EXE_SPAWN_FAIL_SANDBOX:
+        return "sandbox";
     case EXE_SPAWN_FAIL_EXEC:
         return "exec";
     }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "sandbox/sandbox.h"
+
 /* The step of the child's setup that failed, reported with its errno. */
 typedef enum {
     EXE_SPAWN_OK = 0,
@@ -18,6 +20,7 @@ typedef enum {
     EXE_SPAWN_FAIL_SETSID,
     EXE_SPAWN_FAIL_DUP,
     EXE_SPAWN_FAIL_CHDIR,
+    EXE_SPAWN_FAIL_SANDBOX,
     EXE_SPAWN_FAIL_EXEC,
 } exe_spawn_stage;
 
@@ -31,12 +34,14 @@ typedef struct {
     /* Signals whose disposition the child must reset to SIG_DFL (those the parent handles or
      * ignores); NULL resets every signal, at the cost of a system call each. */
     const sigset_t *sig_reset;
+    const sbx_prepared *sandbox; /* applied last before execve; NULL: none */
 } exe_spawn_spec;
 
 typedef struct {
     pid_t pid; /* > 0 when the child was created (even if exec then failed) */
     exe_spawn_stage stage;
-    int err; /* errno of the failed stage */
+    int err;                 /* errno of the failed stage */
+    sbx_stage sandbox_stage; /* with EXE_SPAWN_FAIL_SANDBOX: which part of the sandbox */
 } exe_spawn_result;
 
 /*

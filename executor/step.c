@@ -148,6 +148,7 @@ static void cmd_start(exe_call *c)
         .stdio = {in[0], out[1], err[1]},
         .new_session = true,
         .sig_reset = &srv->sig_reset,
+        .sandbox = c->sandbox,
     };
     exe_spawn_result res;
     rc = exe_spawn(&spec, &res);
@@ -161,6 +162,8 @@ static void cmd_start(exe_call *c)
         close(err[0]);
         if (res.stage == EXE_SPAWN_FAIL_CHDIR)
             fail_start(c, "chdir", workdir, res.err);
+        else if (res.stage == EXE_SPAWN_FAIL_SANDBOX)
+            fail_start(c, "sandbox", sbx_stage_name(res.sandbox_stage), res.err);
         else
             fail_start(c, exe_spawn_stage_name(res.stage), path, res.err);
         return;
@@ -387,6 +390,9 @@ static void fill_exited(exe_call *c, pm_executor_v1_Exited *ex)
     ex->stderr_bytes = c->produced[FD_STDERR];
     ex->truncated = c->truncated;
     snprintf(ex->error, sizeof ex->error, "%s", c->error);
+    if (ex->signal == SIGSYS && !ex->error[0])
+        snprintf(ex->error, sizeof ex->error,
+                 "killed by the seccomp filter (SIGSYS): a system call the profile kills on");
 }
 
 /* Records the legacy outcome of the command that just ended. */

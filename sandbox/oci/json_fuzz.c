@@ -1,0 +1,933 @@
+/*
+ * Fuzz target for the profile loader's two layers, which read a user's file: the strict JSON
+ * parser and the OCI/Docker profile builder on top of it. Every input is parsed twice (default
+ * limits and tight ones) and the result checked against promises json.h makes: a refusal leaves
+ * no document and an error whose line:column matches its byte offset (recounted here
+ * independently); an accepted document has only valid UTF-8 strings, consistent child counts,
+ * numbers whose flags and magnitude match their text, no duplicate keys, and no more depth or
+ * values than allowed; and printed back as JSON it parses to the same tree, printing the same
+ * bytes again. Then the input is loaded as a seccomp profile with three sets of kept
+ * capabilities, in strict and lenient mode: a refusal must leave no context and a message naming
+ * the source, a success an empty message and a context whose BPF exports. A broken promise
+ * aborts with a message, which is how a fuzzer learns of it; this is test code only.
+ *
+ * Two ways to run it:
+ *
+ * - Standalone (PM_FUZZ_STANDALONE, the cc_test //sandbox/oci:json_fuzz; also under
+ *   --config=asan): a deterministic mutation loop, fixed seed, over built-in seeds plus the files
+ *   given after --seeds (the BUILD passes testdata/): bit flips, byte edits, JSON and profile
+ *   tokens inserted or put in place of strings and numbers, deep nesting, range deletion and
+ *   duplication, truncation and splicing. Inputs that parse join the pool, a cheap stand-in for
+ *   coverage feedback. Flags: --iterations N (1000000), --seconds S (20), --seed N,
+ *   --write-corpus DIR (write the seeds as files for libFuzzer and exit), --seeds FILE...; any
+ *   other argument is a file run once (to replay a libFuzzer crash without it).
+ *
+ * - libFuzzer (clang, by hand; not part of the Bazel build), from the workspace root:
+ *
+ *     clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+ *         -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c sandbox/oci/json.c sandbox/oci/oci.c \
+ *         -lseccomp -o /tmp/json_fuzz
+ *     clang-14 -O1 -DPM_FUZZ_STANDALONE -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c \
+ *         sandbox/oci/json.c sandbox/oci/oci.c -lseccomp -o /tmp/json_fuzz_seeds
+ *     mkdir -p /tmp/json_corpus
+ *     /tmp/json_fuzz_seeds --write-corpus /tmp/json_corpus --seeds sandbox/oci/testdata/[a-z]*.json
+ *     /tmp/json_fuzz -max_total_time=300 -max_len=16384 -dict=sandbox/oci/json_fuzz.dict \
+ *         /tmp/json_corpus
+ *
+ *   Debian's libclang-rt-14-dev provides libFuzzer. libseccomp is a prebuilt library, so only
+ *   the parser and the builder are instrumented for coverage; they are the code under test. A
+ *   crash leaves crash-<sha1> in the current directory; replay it with either binary.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandbox/oci/json.h"
+#include "sandbox/oci/oci.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const uint8_t *cur_data;
+static size_t cur_size;
+
+static void fuzz_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Reports a broken promise with the input (in hex, and as a file under bazel test) and aborts. */
+static void fuzz_die(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "json_fuzz: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\njson_fuzz: input (%zu bytes):", cur_size);
+    for (size_t i = 0; i < cur_size && i < 512; i++)
+        fprintf(stderr, " %02x", cur_data[i]);
+    fprintf(stderr, "%s\n", cur_size > 512 ? " ..." : "");
+    const char *dir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+    if (dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/json_fuzz-failure.bin", dir);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            if (cur_size)
+                fwrite(cur_data, 1, cur_size, f);
+            fclose(f);
+            fprintf(stderr, "json_fuzz: input written to %s\n", path);
+        }
+    }
+    abort();
+}
+
+/* ---- the parser's promises ---- */
+
+/*
+ * Line and column of byte offset off, counted the way json.h defines them. A cursor makes a walk
+ * over a tree linear: values come in document order, so each count continues the last one.
+ */
+typedef struct {
+    size_t off;
+    unsigned line, col;
+} cursor;
+
+static void cursor_init(cursor *cu)
+{
+    cu->off = cur_size >= 3 && !memcmp(cur_data, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    cu->line = cu->col = 1;
+}
+
+static void cursor_to(cursor *cu, size_t off, unsigned *line, unsigned *col)
+{
+    if (off < cu->off)
+        cursor_init(cu);
+    for (size_t i = cu->off; i < off; i++) {
+        if (cur_data[i] == '\n') {
+            cu->line++;
+            cu->col = 1;
+        } else if ((cur_data[i] & 0xC0) != 0x80) {
+            cu->col++;
+        }
+    }
+    if (off > cu->off)
+        cu->off = off;
+    *line = cu->line;
+    *col = cu->col;
+}
+
+static void recount(size_t off, unsigned *line, unsigned *col)
+{
+    cursor cu;
+    cursor_init(&cu);
+    cursor_to(&cu, off, line, col);
+}
+
+/* Valid UTF-8 by RFC 3629, checked by decoding (a second opinion on json.c's table). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static void check_number(const sbx_json *v)
+{
+    const char *t = v->u.num.text;
+    if (!t || strlen(t) != v->u.num.len || !v->u.num.len)
+        fuzz_die("number text missing or of the wrong length");
+    bool neg = t[0] == '-';
+    bool not_int = strpbrk(t, ".eE") != NULL;
+    unsigned want = (neg ? SBX_JSON_NUM_NEGATIVE : 0) | (not_int ? SBX_JSON_NUM_NOT_INT : 0);
+    uint64_t mag = 0;
+    bool big = false;
+    if (!not_int)
+        for (const char *p = t + neg; *p; p++) {
+            if (*p < '0' || *p > '9')
+                fuzz_die("integer text \"%s\" has a non-digit", t);
+            if (mag > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+                big = true;
+            else if (!big)
+                mag = mag * 10 + (uint64_t)(*p - '0');
+        }
+    if (big)
+        want |= SBX_JSON_NUM_TOO_BIG;
+    if (v->u.num.flags != want)
+        fuzz_die("number \"%s\": flags %u, expected %u", t, v->u.num.flags, want);
+    if (!not_int && !big && v->u.num.magnitude != mag)
+        fuzz_die("number \"%s\": magnitude %llu", t, (unsigned long long)v->u.num.magnitude);
+    if (t[neg] == '0' && t[neg + 1] >= '0' && t[neg + 1] <= '9')
+        fuzz_die("number \"%s\" with a leading zero was accepted", t);
+}
+
+/* Walks an accepted tree; returns the number of values, checks depth against max_depth. */
+static size_t check_tree(cursor *cu, const sbx_json *v, bool in_object, unsigned depth,
+                         unsigned max_depth)
+{
+    if (v->line < 1 || v->col < 1 || v->offset >= cur_size)
+        fuzz_die("value with position %u:%u offset %zu", v->line, v->col, v->offset);
+    unsigned l, c;
+    cursor_to(cu, v->offset, &l, &c);
+    if (l != v->line || c != v->col)
+        fuzz_die("value at offset %zu says %u:%u, recount says %u:%u", v->offset, v->line, v->col,
+                 l, c);
+    if (in_object != (v->key != NULL))
+        fuzz_die("member name %s where it %s", v->key ? "present" : "missing",
+                 in_object ? "belongs" : "does not belong");
+    if (v->key && (v->key[v->key_len] != '\0' || !utf8_valid((const void *)v->key, v->key_len)))
+        fuzz_die("member name not terminated or not UTF-8");
+    size_t count = 1;
+    switch (v->type) {
+    case SBX_JSON_NULL:
+    case SBX_JSON_FALSE:
+    case SBX_JSON_TRUE:
+        break;
+    case SBX_JSON_NUMBER:
+        check_number(v);
+        break;
+    case SBX_JSON_STRING:
+        if (!v->u.str.s || v->u.str.s[v->u.str.len] != '\0' ||
+            !utf8_valid((const void *)v->u.str.s, v->u.str.len))
+            fuzz_die("string not terminated or not UTF-8");
+        break;
+    case SBX_JSON_ARRAY:
+    case SBX_JSON_OBJECT: {
+        if (depth + 1 > max_depth)
+            fuzz_die("depth %u over the limit %u was accepted", depth + 1, max_depth);
+        size_t n = 0;
+        bool obj = v->type == SBX_JSON_OBJECT;
+        for (const sbx_json *k = v->u.kids.first; k; k = k->next, n++) {
+            count += check_tree(cu, k, obj, depth + 1, max_depth);
+            /* Quadratic, so only for small objects; json_test covers large ones. */
+            if (!obj || v->u.kids.n > 64)
+                continue;
+            for (const sbx_json *e = v->u.kids.first; e != k; e = e->next)
+                if (e->key_len == k->key_len && !memcmp(e->key, k->key, k->key_len))
+                    fuzz_die("duplicate key \"%.40s\" was accepted", k->key);
+            if (strlen(k->key) == k->key_len && sbx_json_get(v, k->key) != k)
+                fuzz_die("sbx_json_get does not find member \"%.40s\"", k->key);
+        }
+        if (n != v->u.kids.n)
+            fuzz_die("container says %zu children, list has %zu", v->u.kids.n, n);
+        break;
+    }
+    default:
+        fuzz_die("value of unknown type %d", (int)v->type);
+    }
+    return count;
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} out_buf;
+
+static void put(out_buf *o, const void *s, size_t n)
+{
+    if (o->cap - o->len < n) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap - o->len < n)
+            cap *= 2;
+        char *np = realloc(o->p, cap);
+        if (!np)
+            fuzz_die("out of memory while printing");
+        o->p = np;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void put_string(out_buf *o, const char *s, size_t n)
+{
+    put(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(o, e, 2);
+        } else if (c < 0x20) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", c);
+            put(o, e, 6);
+        } else {
+            put(o, &s[i], 1);
+        }
+    }
+    put(o, "\"", 1);
+}
+
+/* Prints a tree as compact JSON. */
+static void print_json(out_buf *o, const sbx_json *v)
+{
+    switch (v->type) {
+    case SBX_JSON_NULL:
+        put(o, "null", 4);
+        break;
+    case SBX_JSON_FALSE:
+        put(o, "false", 5);
+        break;
+    case SBX_JSON_TRUE:
+        put(o, "true", 4);
+        break;
+    case SBX_JSON_NUMBER:
+        put(o, v->u.num.text, v->u.num.len);
+        break;
+    case SBX_JSON_STRING:
+        put_string(o, v->u.str.s, v->u.str.len);
+        break;
+    case SBX_JSON_ARRAY:
+    case SBX_JSON_OBJECT:
+        put(o, v->type == SBX_JSON_ARRAY ? "[" : "{", 1);
+        for (const sbx_json *k = v->u.kids.first; k; k = k->next) {
+            if (k != v->u.kids.first)
+                put(o, ",", 1);
+            if (v->type == SBX_JSON_OBJECT) {
+                put_string(o, k->key, k->key_len);
+                put(o, ":", 1);
+            }
+            print_json(o, k);
+        }
+        put(o, v->type == SBX_JSON_ARRAY ? "]" : "}", 1);
+        break;
+    }
+}
+
+static bool same_tree(const sbx_json *a, const sbx_json *b)
+{
+    if (a->type != b->type || a->key_len != b->key_len ||
+        (a->key && memcmp(a->key, b->key, a->key_len)))
+        return false;
+    switch (a->type) {
+    case SBX_JSON_NUMBER:
+        return a->u.num.len == b->u.num.len && !strcmp(a->u.num.text, b->u.num.text) &&
+               a->u.num.flags == b->u.num.flags && a->u.num.magnitude == b->u.num.magnitude;
+    case SBX_JSON_STRING:
+        return a->u.str.len == b->u.str.len && !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
+    case SBX_JSON_ARRAY:
+    case SBX_JSON_OBJECT: {
+        if (a->u.kids.n != b->u.kids.n)
+            return false;
+        const sbx_json *x = a->u.kids.first, *y = b->u.kids.first;
+        for (; x && y; x = x->next, y = y->next)
+            if (!same_tree(x, y))
+                return false;
+        return !x && !y;
+    }
+    default:
+        return true;
+    }
+}
+
+static void check_refusal(int rc, const sbx_json_doc *doc, const sbx_json_error *err)
+{
+    if (rc != -EINVAL && rc != -EFBIG && rc != -ENOMEM)
+        fuzz_die("parse returned %d", rc);
+    if (doc)
+        fuzz_die("a refused parse left a document");
+    if (!memchr(err->msg, '\0', sizeof err->msg) || !err->msg[0])
+        fuzz_die("a refusal without a message");
+    if (err->offset > cur_size)
+        fuzz_die("error offset %zu past the input", err->offset);
+    unsigned l, c;
+    recount(err->offset, &l, &c);
+    if (l != err->line || c != err->col)
+        fuzz_die("error \"%s\" at offset %zu says %u:%u, recount says %u:%u", err->msg, err->offset,
+                 err->line, err->col, l, c);
+}
+
+static bool fuzz_json(const uint8_t *data, size_t size, const sbx_json_limits *lim)
+{
+    sbx_json_doc *doc = (sbx_json_doc *)1;
+    sbx_json_error err;
+    int rc = sbx_json_parse((const char *)data, size, lim, &doc, &err);
+    if (rc < 0) {
+        check_refusal(rc, doc, &err);
+        return false;
+    }
+    if (rc != 0 || !doc)
+        fuzz_die("parse returned %d with document %p", rc, (void *)doc);
+    size_t max_nodes = lim && lim->max_nodes ? lim->max_nodes : SBX_JSON_DEFAULT_MAX_NODES;
+    unsigned max_depth = lim && lim->max_depth ? lim->max_depth : SBX_JSON_DEFAULT_MAX_DEPTH;
+    const sbx_json *root = sbx_json_root(doc);
+    cursor cu;
+    cursor_init(&cu);
+    size_t nodes = check_tree(&cu, root, false, 0, max_depth);
+    if (nodes > max_nodes)
+        fuzz_die("%zu values over the limit %zu were accepted", nodes, max_nodes);
+
+    /* Round trip: print, parse (no size or node limit can trip: both only shrink), compare. */
+    out_buf o1 = {0}, o2 = {0};
+    print_json(&o1, root);
+    sbx_json_limits big = {.max_bytes = o1.len + 1, .max_depth = max_depth, .max_nodes = nodes};
+    sbx_json_doc *doc2;
+    if (sbx_json_parse(o1.p, o1.len, &big, &doc2, &err) != 0)
+        fuzz_die("the printed document does not parse: %u:%u %s", err.line, err.col, err.msg);
+    if (!same_tree(root, sbx_json_root(doc2)))
+        fuzz_die("the printed document parses to a different tree");
+    print_json(&o2, sbx_json_root(doc2));
+    if (o1.len != o2.len || memcmp(o1.p, o2.p, o1.len))
+        fuzz_die("printing is not stable");
+    free(o1.p);
+    free(o2.p);
+    sbx_json_free(doc2);
+    sbx_json_free(doc);
+    return true;
+}
+
+/* ---- the profile builder's promises ---- */
+
+static void check_warning(void *arg, const char *msg)
+{
+    (void)arg;
+    if (strncmp(msg, "fuzz:", 5) || !strstr(msg, "skipped"))
+        fuzz_die("odd warning \"%s\"", msg);
+}
+
+static int null_fd = -1;
+
+static bool fuzz_profile(const uint8_t *data, size_t size, const char *const *caps, size_t ncaps,
+                         unsigned flags, bool export, char err[512])
+{
+    memset(err, 'X', 512);
+    scmp_filter_ctx ctx = (scmp_filter_ctx)1;
+    sbx_oci_options opt = {
+        .kept_caps = caps, .nkept = ncaps, .flags = flags, .warn = check_warning};
+    int rc = sbx_oci_load_buffer_ex((const char *)data, size, "fuzz", &opt, &ctx, err, 512);
+    if (!memchr(err, '\0', 512))
+        fuzz_die("loader left the error message unterminated");
+    if (rc < 0) {
+        if (rc != -EINVAL && rc != -EFBIG && rc != -ENOMEM)
+            fuzz_die("loader returned %d (%s)", rc, err);
+        if (ctx)
+            fuzz_die("a refused profile left a context");
+        if (strncmp(err, "fuzz:", 5))
+            fuzz_die("refusal \"%s\" does not name the source", err);
+        return false;
+    }
+    if (rc != 0 || !ctx || err[0])
+        fuzz_die("loader returned %d, context %p, message \"%s\"", rc, ctx, err);
+    if (export) {
+        if (null_fd < 0)
+            null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        int erc = seccomp_export_bpf(ctx, null_fd);
+        if (erc < 0)
+            fuzz_die("an accepted profile does not export: %s", strerror(-erc));
+    }
+    seccomp_release(ctx);
+    return true;
+}
+
+static bool last_parsed, last_loaded;
+
+/* Refusals that keeping more capabilities may cause or cure: more entries apply. */
+static bool cap_dependent(const char *err)
+{
+    return strstr(err, "libseccomp would silently keep") || strstr(err, "libseccomp refused") ||
+           strstr(err, "BPF instructions") || strstr(err, "cannot compile");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    cur_data = data;
+    cur_size = size;
+    last_parsed = fuzz_json(data, size, NULL);
+    sbx_json_limits tight = {.max_bytes = 4096, .max_depth = 6, .max_nodes = 200};
+    bool tight_ok = fuzz_json(data, size, &tight);
+    if (tight_ok && !last_parsed)
+        fuzz_die("accepted under tight limits but refused under the defaults");
+
+    static const char *const admin[] = {"CAP_SYS_ADMIN"};
+    static const char *const many[] = {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_NET_ADMIN",
+                                       "CAP_BPF",       "CAP_SYS_TIME",   "cap_sys_chroot"};
+    last_loaded = false;
+    if (!last_parsed)
+        return 0; /* the builder never sees a document the parser refused */
+    char ea[512], eb[512], ec[512];
+    bool a = fuzz_profile(data, size, NULL, 0, 0, true, ea);
+    bool b = fuzz_profile(data, size, admin, 1, 0, false, eb);
+    bool c = fuzz_profile(data, size, many, 6, SBX_OCI_SKIP_UNKNOWN_ALLOWED, size < 4096, ec);
+    /*
+     * Every entry is checked whatever the capabilities, so keeping more of them can only make
+     * more entries apply, and those may then conflict; nothing else may change the verdict.
+     * Lenient mode accepts a superset of strict mode.
+     */
+    if (a && !b && !cap_dependent(eb))
+        fuzz_die("keeping CAP_SYS_ADMIN made a valid profile invalid: %s", eb);
+    if (a && !c && !cap_dependent(ec))
+        fuzz_die("keeping more capabilities made a valid profile invalid: %s", ec);
+    if (!a && b && !cap_dependent(ea))
+        fuzz_die("keeping CAP_SYS_ADMIN made an invalid profile valid: %s", ea);
+    last_loaded = a;
+    return 0;
+}
+
+#ifdef PM_FUZZ_STANDALONE
+
+#include <time.h>
+
+#define FUZZ_MAX_INPUT 32768
+#define POOL_MAX 512
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} blob;
+
+typedef struct {
+    blob v[POOL_MAX];
+    size_t n, nseeds; /* the seeds stay; the rest is replaced at random once full */
+} pool;
+
+/* splitmix64: tiny, and the same sequence on every machine for a given seed. */
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static size_t below(size_t n)
+{
+    return n ? (size_t)(rng() % n) : 0;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "json_fuzz: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void pool_add(pool *p, const uint8_t *data, size_t len)
+{
+    size_t slot = p->n;
+    if (p->n == POOL_MAX) {
+        if (p->nseeds == POOL_MAX)
+            return;
+        slot = p->nseeds + below(POOL_MAX - p->nseeds);
+        free(p->v[slot].data);
+    } else {
+        p->n++;
+    }
+    p->v[slot].data = xmalloc(len);
+    memcpy(p->v[slot].data, data, len);
+    p->v[slot].len = len;
+}
+
+static void pool_add_str(pool *p, const char *s)
+{
+    pool_add(p, (const uint8_t *)s, strlen(s));
+}
+
+static const char *const seeds[] = {
+    "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":1,\"archMap\":[{\"architecture\":"
+    "\"SCMP_ARCH_X86_64\",\"subArchitectures\":[\"SCMP_ARCH_X86\",\"SCMP_ARCH_X32\"]}],"
+    "\"syscalls\":[{\"names\":[\"read\",\"write\",\"exit_group\",\"getpid\"],\"action\":"
+    "\"SCMP_ACT_ALLOW\"},{\"names\":[\"clone\"],\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":"
+    "0,\"value\":2114060288,\"valueTwo\":0,\"op\":\"SCMP_CMP_MASKED_EQ\"}],\"excludes\":{\"caps\":"
+    "[\"CAP_SYS_ADMIN\"]}},{\"names\":[\"clone\",\"unshare\",\"mount\"],\"action\":"
+    "\"SCMP_ACT_ALLOW\",\"includes\":{\"caps\":[\"CAP_SYS_ADMIN\"]}},{\"names\":[\"clone3\"],"
+    "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":38,\"excludes\":{\"caps\":[\"CAP_SYS_ADMIN\"]}}]}",
+    "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"SCMP_ARCH_X86_64\","
+    "\"SCMP_ARCH_AARCH64\"],\"flags\":[\"SECCOMP_FILTER_FLAG_LOG\"],\"syscalls\":[{\"name\":"
+    "\"ptrace\",\"action\":\"SCMP_ACT_KILL_PROCESS\"},{\"names\":[\"personality\"],\"action\":"
+    "\"SCMP_ACT_TRAP\",\"args\":[{\"index\":0,\"value\":8,\"op\":\"SCMP_CMP_NE\"},{\"index\":0,"
+    "\"value\":0,\"op\":\"SCMP_CMP_NE\"}]},{\"names\":[\"lseek\"],\"action\":\"SCMP_ACT_TRACE\","
+    "\"errnoRet\":5,\"args\":[{\"index\":2,\"value\":3,\"op\":\"SCMP_CMP_GE\"},{\"index\":0,"
+    "\"value\":10,\"op\":\"SCMP_CMP_LT\"}],\"includes\":{\"arches\":[\"amd64\",\"arm64\"],"
+    "\"minKernel\":\"4.8\"},\"excludes\":{\"minKernel\":\"99.1.2\"}},{\"names\":[\"getppid\"],"
+    "\"action\":\"SCMP_ACT_LOG\",\"comment\":null}]}",
+    "{\"defaultAction\":\"SCMP_ACT_KILL\",\"syscalls\":[{\"names\":[\"not_a_syscall\",\"read\"],"
+    "\"action\":\"SCMP_ACT_ALLOW\"},{\"names\":[\"getpid\"],\"action\":\"SCMP_ACT_ERRNO\"},"
+    "{\"names\":[\"getpid\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":2}]}",
+    "{\"a\":[1,-2,3.5e-7,0,-0,18446744073709551615,18446744073709551616,1E+2,true,false,null],"
+    "\"s\":\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\\u0000\",\"\xC3\xA9\":{\"\":[]}}",
+    "\xEF\xBB\xBF[[[[[[[[{\"x\":[\"\xF0\x9F\x98\x80\"]}]]]]]]]]",
+    "  \r\n\t{ \"defaultAction\" : \"SCMP_ACT_ALLOW\" ,\n \"syscalls\" : [ ] }\n",
+};
+
+static void build_seeds(pool *p)
+{
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+        pool_add_str(p, seeds[i]);
+}
+
+/*
+ * Tokens that steer mutations toward the grammar and the profile's vocabulary (json_fuzz.dict
+ * holds the same for libFuzzer). Kept dense by hand: one per line would bury the code.
+ */
+/* clang-format off */
+static const char *const tokens[] = {
+    "{", "}", "[", "]", "\"", ",", ":", " ", "\n", "\\", "\\u", "\\ud800", "\\udc00", "\\u0000",
+    "\\uD83D\\uDE00", "\xC3\xA9", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xC0\xAF", "\xEF\xBB\xBF",
+    "true", "false", "null", "-", "-0", "0", "01", "1.", "1e", "1e999", "0.5", "4095", "4096",
+    "65535", "18446744073709551615", "18446744073709551616", "99999999999999999999999999",
+    "\"names\"", "\"name\"", "\"action\"", "\"args\"", "\"index\"", "\"value\"", "\"valueTwo\"",
+    "\"op\"", "\"errnoRet\"", "\"defaultAction\"", "\"defaultErrnoRet\"", "\"architectures\"",
+    "\"archMap\"", "\"architecture\"", "\"subArchitectures\"", "\"includes\"", "\"excludes\"",
+    "\"caps\"", "\"arches\"", "\"minKernel\"", "\"flags\"", "\"syscalls\"", "\"comment\"",
+    "\"SCMP_ACT_ALLOW\"", "\"SCMP_ACT_ERRNO\"", "\"SCMP_ACT_KILL\"", "\"SCMP_ACT_KILL_PROCESS\"",
+    "\"SCMP_ACT_KILL_THREAD\"", "\"SCMP_ACT_TRAP\"", "\"SCMP_ACT_TRACE\"", "\"SCMP_ACT_LOG\"",
+    "\"SCMP_ACT_NOTIFY\"", "\"SCMP_CMP_NE\"", "\"SCMP_CMP_LT\"", "\"SCMP_CMP_LE\"",
+    "\"SCMP_CMP_EQ\"", "\"SCMP_CMP_GE\"", "\"SCMP_CMP_GT\"", "\"SCMP_CMP_MASKED_EQ\"",
+    "\"SCMP_ARCH_X86\"", "\"SCMP_ARCH_X86_64\"", "\"SCMP_ARCH_X32\"", "\"SCMP_ARCH_AARCH64\"",
+    "\"SCMP_ARCH_ARM\"", "\"SCMP_ARCH_S390X\"", "\"amd64\"", "\"arm64\"", "\"CAP_SYS_ADMIN\"",
+    "\"CAP_SYS_PTRACE\"", "\"CAP_BPF\"", "\"CAP_NOPE\"", "\"4.8\"", "\"999.0\"", "\"4.x\"",
+    "\"getpid\"", "\"clone\"", "\"clone3\"", "\"socketcall\"", "\"umount\"", "\"not_a_syscall\"",
+    "\"SECCOMP_FILTER_FLAG_TSYNC\"", "\"SECCOMP_FILTER_FLAG_LOG\"",
+    "\"SECCOMP_FILTER_FLAG_SPEC_ALLOW\"", "{\"index\":0,\"value\":1,\"op\":\"SCMP_CMP_EQ\"}",
+    "{\"names\":[\"getpid\"],\"action\":\"SCMP_ACT_KILL\"}", "{\"caps\":[\"CAP_SYS_ADMIN\"]}",
+};
+/* clang-format on */
+
+static void replace(uint8_t *b, size_t *len, size_t pos, size_t old, const uint8_t *rep, size_t n)
+{
+    if (pos > *len)
+        pos = *len;
+    if (old > *len - pos)
+        old = *len - pos;
+    if (*len - old + n > FUZZ_MAX_INPUT)
+        return;
+    memmove(b + pos + n, b + pos + old, *len - pos - old);
+    if (n)
+        memcpy(b + pos, rep, n);
+    *len = *len - old + n;
+}
+
+/* Finds a token of the given kind near a random place: a string's contents or a number. */
+static bool find_token(const uint8_t *b, size_t len, bool string, size_t *pos, size_t *n)
+{
+    if (!len)
+        return false;
+    size_t start = below(len);
+    for (size_t i = start; i < len; i++) {
+        if (string && b[i] == '"') {
+            size_t j = i + 1;
+            while (j < len && b[j] != '"' && b[j] != '\\')
+                j++;
+            if (j < len && b[j] == '"') {
+                *pos = i + 1;
+                *n = j - i - 1;
+                return true;
+            }
+        } else if (!string && ((b[i] >= '0' && b[i] <= '9') || b[i] == '-')) {
+            size_t j = i;
+            while (j < len && strchr("0123456789-+.eE", b[j]))
+                j++;
+            *pos = i;
+            *n = j - i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void mutate(uint8_t *b, size_t *len, const blob *other)
+{
+    const char *tok = tokens[below(sizeof tokens / sizeof tokens[0])];
+    size_t tlen = strlen(tok), pos, n;
+    switch (below(11)) {
+    case 0: /* flip a bit */
+        if (*len)
+            b[below(*len)] ^= (uint8_t)(1u << below(8));
+        break;
+    case 1: { /* one interesting byte in place of another */
+        static const uint8_t bytes[] =
+            "{}[]\",:\\-0123456789eE.tfn \n\t\r\x00\x7f\x80\xbf\xc3\xed\xff";
+        if (*len)
+            b[below(*len)] = bytes[below(sizeof bytes - 1)];
+        break;
+    }
+    case 2: /* insert a token */
+    case 3:
+        replace(b, len, below(*len + 1), 0, (const uint8_t *)tok, tlen);
+        break;
+    case 4: /* a token in place of a string's contents, quotes and all if it has them */
+        if (find_token(b, *len, true, &pos, &n)) {
+            if (tok[0] == '"' && tlen >= 2)
+                replace(b, len, pos - 1, n + 2, (const uint8_t *)tok, tlen);
+            else
+                replace(b, len, pos, n, (const uint8_t *)tok, tlen);
+        }
+        break;
+    case 5: /* a token in place of a number */
+        if (find_token(b, *len, false, &pos, &n))
+            replace(b, len, pos, n, (const uint8_t *)tok, tlen);
+        break;
+    case 6: /* delete a range */
+        if (*len) {
+            pos = below(*len);
+            replace(b, len, pos, 1 + below(below(2) ? 8 : *len - pos), NULL, 0);
+        }
+        break;
+    case 7: /* duplicate a range elsewhere */
+        if (*len) {
+            pos = below(*len);
+            n = 1 + below(*len - pos < 256 ? *len - pos : 256);
+            uint8_t tmp[256];
+            memcpy(tmp, b + pos, n);
+            replace(b, len, below(*len + 1), 0, tmp, n);
+        }
+        break;
+    case 8: /* truncate */
+        *len = below(*len + 1);
+        break;
+    case 9: { /* splice: our head, the other input's tail */
+        size_t cut = below(*len + 1), ocut = below(other->len + 1);
+        if (cut + other->len - ocut <= FUZZ_MAX_INPUT) {
+            memcpy(b + cut, other->data + ocut, other->len - ocut);
+            *len = cut + other->len - ocut;
+        }
+        break;
+    }
+    case 10: { /* deep nesting around a random place */
+        uint8_t open[80], close[80];
+        size_t d = 1 + below(80);
+        uint8_t o = below(2) ? '[' : '{';
+        memset(open, o, d);
+        memset(close, o == '[' ? ']' : '}', d);
+        if (*len + 2 * d > FUZZ_MAX_INPUT)
+            break;
+        pos = below(*len + 1);
+        size_t end = pos + below(*len - pos + 1);
+        replace(b, len, end, 0, close, d);
+        replace(b, len, pos, 0, open, d);
+        break;
+    }
+    }
+}
+
+/* Inputs that trip parsers like this one; each runs once, as an exact-size heap copy. */
+static void run_edge_cases(void)
+{
+    static const char *const cases[] = {
+        "",         " ",
+        "\xEF\xBB", "\xEF\xBB\xBF",
+        "\"",       "\"\\",
+        "\"\\u",    "\"\\uD800\\u",
+        "[",        "{",
+        "{\"",      "{\"a\"",
+        "{\"a\":",  "-",
+        "0",        "1e",
+        "[1,",      "\"\xF0\x9F\x98",
+        "\n\n\n",   "\x00",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i]) + (i == sizeof cases / sizeof cases[0] - 1);
+        uint8_t *copy = xmalloc(n);
+        memcpy(copy, cases[i], n);
+        LLVMFuzzerTestOneInput(copy, n);
+        free(copy);
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "json_fuzz: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, r;
+    uint8_t *buf = xmalloc(cap);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            uint8_t *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static int run_file(const char *path)
+{
+    size_t len;
+    uint8_t *buf = read_file(path, &len);
+    if (!buf)
+        return 1;
+    uint8_t *exact = xmalloc(len);
+    memcpy(exact, buf, len);
+    free(buf);
+    LLVMFuzzerTestOneInput(exact, len);
+    printf("%s: %zu bytes, JSON %s, profile %s\n", path, len, last_parsed ? "accepted" : "refused",
+           last_loaded ? "loaded" : "refused");
+    free(exact);
+    return 0;
+}
+
+static int write_corpus(const pool *p, const char *dir)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/seed-%02zu.json", dir, i);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(p->v[i].data, 1, p->v[i].len, f) != p->v[i].len || fclose(f) != 0) {
+            fprintf(stderr, "json_fuzz: writing %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
+    printf("json_fuzz: wrote %zu seeds to %s\n", p->n, dir);
+    return 0;
+}
+
+static int parse_number(const char *flag, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(s ? s : "", &end, 0);
+    if (!s || errno || end == s || *end) {
+        fprintf(stderr, "json_fuzz: %s wants a number, got \"%s\"\n", flag, s ? s : "");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t iterations = 1000000, seconds = 20, seed = 0x6f63692d6a736f6eull;
+    const char *corpus_dir = NULL;
+    static pool p;
+    build_seeds(&p);
+    int nfiles = 0, rc = 0;
+    bool seeding = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--iterations")) {
+            if (parse_number(a, value, &iterations) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--seconds")) {
+            if (parse_number(a, value, &seconds) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (parse_number(a, value, &seed) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--write-corpus") && value) {
+            corpus_dir = argv[++i];
+        } else if (!strcmp(a, "--seeds")) {
+            seeding = true;
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "usage: json_fuzz [--iterations N] [--seconds S] [--seed N] "
+                            "[--write-corpus DIR] [--seeds FILE...] [FILE...]\n");
+            return 2;
+        } else if (seeding) {
+            size_t len;
+            uint8_t *buf = read_file(a, &len);
+            if (!buf)
+                return 1;
+            if (len <= FUZZ_MAX_INPUT)
+                pool_add(&p, buf, len);
+            free(buf);
+        } else {
+            rc |= run_file(a);
+            nfiles++;
+        }
+    }
+    if (nfiles)
+        return rc;
+    p.nseeds = p.n;
+    if (corpus_dir)
+        return write_corpus(&p, corpus_dir);
+
+    /* Every seed once as it is: the testdata profiles are also known-good and known-bad. */
+    for (size_t i = 0; i < p.n; i++) {
+        uint8_t *exact = xmalloc(p.v[i].len);
+        memcpy(exact, p.v[i].data, p.v[i].len);
+        LLVMFuzzerTestOneInput(exact, p.v[i].len);
+        free(exact);
+    }
+    run_edge_cases();
+
+    rng_state = seed;
+    uint8_t *buf = xmalloc(FUZZ_MAX_INPUT);
+    uint64_t done = 0, parsed = 0, loaded = 0;
+    double start = now_s(), elapsed = 0;
+    for (; done < iterations; done++) {
+        if ((done & 63) == 0 && (elapsed = now_s() - start) >= (double)seconds)
+            break;
+        const blob *from = &p.v[below(p.n)];
+        size_t len = from->len;
+        memcpy(buf, from->data, len);
+        size_t rounds = below(4) ? 1 : 2 + below(4);
+        for (size_t m = 0; m < rounds; m++)
+            mutate(buf, &len, &p.v[below(p.n)]);
+        uint8_t *exact = xmalloc(len);
+        memcpy(exact, buf, len);
+        LLVMFuzzerTestOneInput(exact, len);
+        parsed += last_parsed;
+        loaded += last_loaded;
+        /* Documents that parse are the ones that reach the builder; keep them for more. */
+        if (last_parsed && (last_loaded || below(4) == 0))
+            pool_add(&p, exact, len);
+        free(exact);
+    }
+    elapsed = now_s() - start;
+    printf("json_fuzz: %llu inputs in %.1f s (seed %#llx): %llu parsed, %llu loaded as profiles; "
+           "no promise broken\n",
+           (unsigned long long)done, elapsed, (unsigned long long)seed, (unsigned long long)parsed,
+           (unsigned long long)loaded);
+    free(buf);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.v[i].data);
+    if (null_fd >= 0)
+        close(null_fd);
+    return 0;
+}
+
+#endif /* PM_FUZZ_STANDALONE */

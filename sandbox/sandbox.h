@@ -85,7 +85,7 @@ typedef enum {
     SBX_STAGE_AMBIENT,      /* prctl(PR_CAP_AMBIENT_CLEAR_ALL / RAISE) */
     SBX_STAGE_CAPSET,       /* capset */
     SBX_STAGE_NO_NEW_PRIVS, /* prctl(PR_SET_NO_NEW_PRIVS) */
-    SBX_STAGE_SECCOMP,      /* prctl(PR_SET_SECCOMP) */
+    SBX_STAGE_SECCOMP,      /* seccomp(SECCOMP_SET_MODE_FILTER), or prctl on old kernels */
 } sbx_stage;
 
 /* The prepared form of a configuration; opaque, read-only once made, shareable across threads. */
@@ -143,10 +143,11 @@ bool sbx_tighter_or_equal(const sbx_config *executor, const sbx_config *requeste
  * right to switch ids. For a seccomp profile it builds the filter with libseccomp (for SBX_FILE
  * through the OCI loader, with includes/excludes evaluated against the kept capabilities) and
  * exports the BPF program. Reads the calling thread's limits and capabilities: call it from the
- * thread that spawns, or before any thread changes them. Allocates; costs from microseconds
- * (unconfined) to about a millisecond (strict), so do it once per configuration. On success
- * stores a new object in *out and returns 0; otherwise returns a negative errno with a message in
- * err and leaves *out NULL.
+ * thread that spawns, or before any thread changes them. Allocates; costs tens of microseconds
+ * (unconfined) to a millisecond or two (strict) on a small VM, so do it once per configuration
+ * and keep the result for as long as children may apply it. On success stores a new object in
+ * *out and returns 0; otherwise returns a negative errno with a message in err and leaves *out
+ * NULL.
  */
 int sbx_prepare(const sbx_config *cfg, sbx_prepared **out, char *err, size_t errlen);
 
@@ -156,14 +157,15 @@ int sbx_prepare(const sbx_config *cfg, sbx_prepared **out, char *err, size_t err
  * wrapper that does more than the call. (In a process with threads, glibc's setresuid, setresgid
  * and setgroups run an all-threads protocol: they take a libc-internal lock and mark every
  * thread's descriptor, in the memory a CLONE_VM child shares with its parent; a lock the parent
- * held at the clone would deadlock the child.) The order is: rlimits; bounding set
- * drops (while CAP_SETPCAP is still held); PR_SET_KEEPCAPS when capabilities must survive a uid
- * switch; setgroups, setresgid, setresuid; ambient set cleared; capset; ambient raise for kept
+ * held at the clone would deadlock the child.) The order is: rlimits; bounding set drops
+ * (while CAP_SETPCAP is still held); PR_SET_KEEPCAPS when capabilities must survive a uid switch;
+ * setgroups, setresgid, setresuid; ambient set cleared; capset; ambient raise for kept
  * capabilities of a non-root uid; no_new_privs; the seccomp filter last, so the setup itself is
- * never filtered. The filter must allow what the child does after this call (the built-in
- * profiles allow rt_sigprocmask, execve and exit_group), so call it last before execve. Returns 0,
- * or a negative errno with the failed stage in *failed (when failed is not NULL); the process is
- * then partly sandboxed and must _exit. A NULL p applies nothing and returns 0.
+ * never filtered (installed with SECCOMP_FILTER_FLAG_SPEC_ALLOW: see sandbox.c). The filter must
+ * allow what the child does after this call (the built-in profiles allow rt_sigprocmask, execve
+ * and exit_group), so call it last before execve. Returns 0, or a negative errno with the failed
+ * stage in *failed (when failed is not NULL); the process is then partly sandboxed and must
+ * _exit. A NULL p applies nothing and returns 0.
  */
 int sbx_apply_in_child(const sbx_prepared *p, sbx_stage *failed);
 
@@ -178,7 +180,7 @@ const char *sbx_stage_name(sbx_stage stage);
 
 /*
  * Writes a one-line description of what p enforces into buf, for Info and logs, e.g.
- * "profile=default filter=97 rlimits=nofile:65536,nproc:4096,core:0 caps=none ids=keep
+ * "profile=default filter=316 rlimits=nofile:65536,nproc:4096,core:0 caps=none ids=keep
  * no_new_privs=1". Returns 0, or -ENOSPC when it did not fit (buf then holds a truncated,
  * NUL-terminated line).
  */

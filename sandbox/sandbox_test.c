@@ -413,6 +413,20 @@ static void child_apply(void *arg)
     r = syscall(SYS_clone3, NULL, 0);
     CHECK(r == -1 && errno == (ac->profile == SBX_UNCONFINED ? EINVAL : ENOSYS));
     CHECK(getpid() > 0);
+    if (ac->profile == SBX_STRICT) {
+        /* Refused calls libseccomp knows get EPERM; numbers past the newest it knows, ENOSYS. */
+        errno = 0;
+        CHECK(syscall(SYS_ptrace, -1L, 0L, 0L, 0L) == -1 && errno == EPERM);
+        int newest = 0;
+        for (int nr = 0; nr < 1024; nr++) {
+            char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+            if (name)
+                newest = nr;
+            free(name);
+        }
+        errno = 0;
+        CHECK(syscall(newest + 1, 0L, 0L, 0L, 0L, 0L, 0L) == -1 && errno == ENOSYS);
+    }
     sbx_prepared_free(p);
 }
 

@@ -105,6 +105,38 @@ class StrictExecutorTest(unittest.TestCase):
             self.assertIn(needle, exe.log(), args)
 
 
+def _profile(name):
+    return os.path.join(pmtest.runfiles_root(), "sandbox", "oci", "testdata", name)
+
+
+class FileProfileTest(unittest.TestCase):
+    def test_docker_format_profile(self):
+        exe = pmtest.Executor(args=["--sandbox-profile", "file:" + _profile("docker-default.json")],
+                              log_name="sandbox-file")
+        try:
+            step = pmtest.Step(list(exe.client().run_stream(request(
+                sh("unshare -U true; echo rc=$?"), sh("seq 5 | sort -rn | head -1")))))
+            self.assertIn("rc=1", step[0].out)
+            self.assertIn("Operation not permitted", step[0].err)
+            self.assertEqual(step[1].out, "5\n")
+            self.assertTrue(exe.client().info().sandbox_profile.startswith("file:"))
+            # The executor's own file is as tight as it gets: default would loosen it.
+            with self.assertRaises(grpc.RpcError) as cm:
+                list(exe.client().run_stream(request(sh("true"), sandbox_profile="default")))
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        finally:
+            exe.stop()
+
+    def test_malformed_profiles_refused_at_start(self):
+        for name, needle in (("bad-json.json", "bad-json.json:"),
+                             ("unknown-syscall.json", "not_a_syscall"),
+                             ("bad-op.json", "SCMP_CMP_FOO")):
+            exe = pmtest.Executor(args=["--sandbox-profile", "file:" + _profile(name)],
+                                  wait=False, log_name="sandbox-badfile")
+            self.assertEqual(exe.wait(), 2, exe.log())
+            self.assertIn(needle, exe.log(), name)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root to switch uid")
 class ForkBombTest(unittest.TestCase):
     def test_fork_bomb_contained(self):

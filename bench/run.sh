@@ -160,13 +160,15 @@ record() { echo "$2" >>"$scratch/m.$1"; }
 med() { median <"$scratch/m.$1"; }
 rng() { minmax <"$scratch/m.$1"; }
 
-# start_executor NAME: starts the static executor on a free loopback port and waits until it
-# serves; sets exe_pid and exe_addr. Retries when another process took the port in between.
+# start_executor NAME [FLAGS...]: starts the static executor on a free loopback port and waits
+# until it serves; sets exe_pid and exe_addr. Retries when another process took the port in
+# between.
 start_executor() {
     local name="$1" try port
+    shift
     for try in 1 2 3; do
         port="$("$free_port")"
-        "$exe_static" --listen "127.0.0.1:$port" --name "bench-$name" \
+        "$exe_static" --listen "127.0.0.1:$port" --name "bench-$name" "$@" \
             2>>"$scratch/executor-$name.log" &
         exe_pid=$!
         pids+=("$exe_pid")
@@ -242,6 +244,13 @@ rss_start_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$load_pid/status")"
 run_step warmup "$run_load" --target "$load_addr" --health 5 --calls 5 --warmup 0 >/dev/null
 sleep 0.2
 rss_idle_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$load_pid/status")"
+# Two more executors, identical but for the sandbox profile, for the sandbox's cost.
+declare -A sbx_addr
+for prof in unconfined strict; do
+    start_executor "sbx-$prof" --sandbox-profile "$prof"
+    sbx_addr[$prof]="$exe_addr"
+    run_step warmup "$run_load" --target "$exe_addr" --calls 5 --warmup 0 >/dev/null
+done
 log "idle static executor: VmRSS ${rss_start_kb} kB after start, ${rss_idle_kb} kB after 5 health + 5 Run calls"
 
 # ---- repetitions -----------------------------------------------------------------------------
@@ -286,6 +295,15 @@ for rep in $(seq 1 "$reps"); do
     record run1_p99 "$(kv "$l" p99_us)"
     record run1_rate "$(kv "$l" calls_per_s)"
     record delta_p50 $((r1p50 - f1p50))
+
+    # The sandbox's cost (issue 3): the same calls under each profile, against the default one
+    # above ("load" runs the executor's default profile).
+    for prof in unconfined strict; do
+        l="$(run_step "sbx_$prof" "$run_load" --target "${sbx_addr[$prof]}" --inflight 1 \
+            --calls "$calls1" --warmup $((calls1 / 10)))"
+        record "sbx_${prof}_p50" "$(kv "$l" p50_us)"
+    done
+    record sbx_default_added $((r1p50 - $(tail -n 1 "$scratch/m.sbx_unconfined_p50")))
 
     l="$(run_step pipe_floor "$spawn_floor" --pipe-bytes "$stream_bytes")"
     record pipe_mbps "$(kv "$l" mb_per_s)"
@@ -360,6 +378,9 @@ ms_or_na() { if [ "$1" = n/a ]; then echo n/a; else ms "$1"; fi; }
     echo "| CPU per call at 64 in flight: executor / its children (\`sh -c true\`) / load generator | $(med cpu_exe_call) / $(med cpu_child_call) / $(med cpu_client_call) ms | — | |"
     echo "| bare unary gRPC round trip (Health/Check, same client and executor), p50 / p99 | $(ms "$(med health_p50)") / $(ms "$(med health_p99)") | — | |"
     echo "| executor's own view at 1 in flight, p50: command wall (pipes + spawn + run + reap) / whole call (accepted → status sent) | $(ms_or_na "$(executor_split wall_ms command)") / $(ms_or_na "$(executor_split dur_ms call)") | — | |"
+    sbx_u="$(med sbx_unconfined_p50)"
+    sbx_added="$(med sbx_default_added)"
+    echo "| sandbox (issue 3): Run \`true\` at 1 in flight, p50 under unconfined / default / strict | $(ms "$sbx_u") / $(ms "$(med run1_p50)") / $(ms "$(med sbx_strict_p50)"); default adds $sbx_added µs ($(awk -v a="$sbx_added" -v b="$sbx_u" 'BEGIN { printf "%.1f", 100 * a / b }')%) | default ≤ +10% | $(yesno "100 * $sbx_added <= 10 * $sbx_u") |"
     echo "| floor: \`head -c $stream_bytes /dev/zero\` read from a pipe in 64 KiB reads | $(med pipe_mbps) MB/s ($(rng pipe_mbps)) | — | |"
     echo "| stream \`head -c $stream_bytes /dev/zero\` | $(med stream_mbps) MB/s ($(rng stream_mbps)) | ≥ 500 MB/s | $(yesno "$mbps_med >= 500") |"
     echo "| CPU per GiB streamed: executor / \`head\` (with its \`sh\`) / client | $(med cpu_exe_gib) / $(med cpu_head_gib) / $(med cpu_client_gib) s | — | |"

@@ -362,6 +362,7 @@ static void reply_info(exe_call *c)
     info.kill_grace_ms = (uint32_t)srv->cfg.kill_grace_ms;
     info.commands_started = srv->commands_started;
     info.pid1 = srv->app_pid > 0;
+    sbx_describe(srv->sandbox, info.sandbox, sizeof info.sandbox);
     exe_call_finish_unary(c, exe_info_encode(&info));
 }
 

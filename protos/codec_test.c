@@ -127,7 +127,7 @@ typedef struct {
 } m_event;
 
 typedef struct {
-    tbytes name, version, sandbox_profile;
+    tbytes name, version, sandbox_profile, sandbox;
     uint32_t max_concurrent, running;
     uint64_t max_request_bytes, output_cap;
     uint32_t kill_grace_ms;
@@ -257,6 +257,7 @@ static void cmp_info(const m_info *w, const m_info *g)
     cmp_bytes("InfoResponse.name", &w->name, &g->name);
     cmp_bytes("InfoResponse.version", &w->version, &g->version);
     cmp_bytes("InfoResponse.sandbox_profile", &w->sandbox_profile, &g->sandbox_profile);
+    cmp_bytes("InfoResponse.sandbox", &w->sandbox, &g->sandbox);
     cmp_u64("InfoResponse.max_concurrent", w->max_concurrent, g->max_concurrent);
     cmp_u64("InfoResponse.running", w->running, g->running);
     cmp_u64("InfoResponse.max_request_bytes", w->max_request_bytes, g->max_request_bytes);
@@ -694,6 +695,7 @@ static void check_info(const char *name, const m_info *want)
     p.name = pbc_str(&want->name);
     p.version = pbc_str(&want->version);
     p.sandbox_profile = pbc_str(&want->sandbox_profile);
+    p.sandbox = pbc_str(&want->sandbox);
     p.max_concurrent = want->max_concurrent;
     p.running = want->running;
     p.max_request_bytes = want->max_request_bytes;
@@ -708,6 +710,7 @@ static void check_info(const char *name, const m_info *want)
             .name = S(n.name),
             .version = S(n.version),
             .sandbox_profile = S(n.sandbox_profile),
+            .sandbox = S(n.sandbox),
             .max_concurrent = n.max_concurrent,
             .running = n.running,
             .max_request_bytes = n.max_request_bytes,
@@ -724,6 +727,7 @@ static void check_info(const char *name, const m_info *want)
     fixed_str(e.name, sizeof e.name, &want->name);
     fixed_str(e.version, sizeof e.version, &want->version);
     fixed_str(e.sandbox_profile, sizeof e.sandbox_profile, &want->sandbox_profile);
+    fixed_str(e.sandbox, sizeof e.sandbox, &want->sandbox);
     e.max_concurrent = want->max_concurrent;
     e.running = want->running;
     e.max_request_bytes = want->max_request_bytes;
@@ -741,6 +745,7 @@ static void check_info(const char *name, const m_info *want)
                 .name = from_str(r->name),
                 .version = from_str(r->version),
                 .sandbox_profile = from_str(r->sandbox_profile),
+                .sandbox = from_str(r->sandbox),
                 .max_concurrent = r->max_concurrent,
                 .running = r->running,
                 .max_request_bytes = r->max_request_bytes,
@@ -1052,6 +1057,7 @@ static void infos(void)
         .name = B(name127, 127),
         .version = S("0.1.0+g1234abcd"),
         .sandbox_profile = S("default"),
+        .sandbox = S("profile=default filter=316 rlimits=nofile:65536,nproc:4096,core:0 caps=none"),
         .max_concurrent = 64,
         .running = 3,
         .max_request_bytes = 4u << 20,

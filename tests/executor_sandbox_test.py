@@ -80,7 +80,10 @@ class DefaultProfileTest(unittest.TestCase):
         self.assertIn("lenient", cm.exception.details())
 
     def test_info_reports_profile(self):
-        self.assertEqual(self.exe.client().info().sandbox_profile, "default")
+        info = self.exe.client().info()
+        self.assertEqual(info.sandbox_profile, "default")
+        for part in ("profile=default", "core:0", "caps=none", "no_new_privs=1"):
+            self.assertIn(part, info.sandbox)
 
 
 class StrictExecutorTest(unittest.TestCase):

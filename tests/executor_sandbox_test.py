@@ -164,6 +164,29 @@ class ForkBombTest(unittest.TestCase):
             exe.stop()
 
 
+class DefaultLimitsForkBombTest(unittest.TestCase):
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to switch uid")
+    def test_fork_bomb_under_default_limits(self):
+        # The executor's default limits (nproc 4096 per uid), commands as an unprivileged uid as
+        # in a non-root container: the bomb runs until its leader exits, then the process-group
+        # kill and the orphan sweep take every process of it, and the executor keeps serving.
+        exe = pmtest.Executor(args=["--run-as-uid", "65534", "--run-as-gid", "65534"],
+                              log_name="sandbox-forkbomb-default")
+        try:
+            step = pmtest.Step(list(exe.client().run_stream(
+                request(sh("bomb() { bomb | bomb & }; bomb; sleep 2; echo survived",
+                           timeout_ms=20000)), timeout=120)))
+            self.assertEqual(step[0].out, "survived\n")
+            pmtest.wait_until(lambda: not [p for p in pmtest.all_pids() if _uid(p) == 65534],
+                              what="no process of uid 65534 left")
+            exe.assert_running(self)
+            self.assertEqual(exe.health().check().status, 1)  # SERVING
+            step = pmtest.Step(list(exe.client().run_stream(request(sh("echo alive")))))
+            self.assertEqual(step[0].out, "alive\n")
+        finally:
+            exe.stop()
+
+
 def _uid(pid):
     try:
         with open("/proc/%d/status" % pid) as f:

@@ -15,9 +15,9 @@
  *   protobuf-c (the other codec): bit flips, byte edits, insertions and deletions, corrupted
  *   length varints and wire types found by walking the protobuf structure, protobuf tokens put
  *   at field boundaries, repeated fields, truncation and splicing. Inputs that decode join the
- *   pool, a cheap stand-in for coverage feedback. Flags: --iterations N (200000), --seconds S
- *   (20), --seed N, --write-corpus DIR (write the seeds as files for libFuzzer and exit); any
- *   other argument is a file run once as an input (to replay a libFuzzer crash without it).
+ *   pool, a cheap stand-in for coverage feedback. The loop, its flags and file replay are
+ *   //testing:fuzz_driver's (see fuzz_driver.h); the defaults here are --iterations 200000 and
+ *   --seconds 20.
  *
  * - libFuzzer (clang, by hand; not part of the Bazel build), from the workspace root:
  *
@@ -297,82 +297,31 @@ static void fuzz_one(const uint8_t *data, size_t size, bool *run_ok, bool *legac
     }
 }
 
+/* Which decoders accepted the last input, for the standalone driver. */
+static bool last_run_ok, last_legacy_ok;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    bool run_ok, legacy_ok;
-    fuzz_one(data, size, &run_ok, &legacy_ok);
+    fuzz_one(data, size, &last_run_ok, &last_legacy_ok);
     return 0;
 }
 
 #ifdef PM_FUZZ_STANDALONE
 
-#include <time.h>
-
 #include "protos/executor.pb-c.h"
+#include "testing/fuzz_driver.h"
 
 /* Inputs stay small: the parser's paths are all reachable within a few KiB. */
 #define FUZZ_MAX_INPUT 8192
 #define POOL_MAX 512
 #define MAX_FIELDS 128
 
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} blob;
-
-typedef struct {
-    blob v[POOL_MAX];
-    size_t n, nseeds; /* the seeds stay; the rest is replaced at random once full */
-} pool;
-
-/* splitmix64: tiny, and the same sequence on every machine for a given seed. */
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "request_fuzz: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static void pool_add(pool *p, const uint8_t *data, size_t len)
-{
-    size_t slot = p->n;
-    if (p->n == POOL_MAX) {
-        if (p->nseeds == POOL_MAX)
-            return;
-        slot = p->nseeds + below(POOL_MAX - p->nseeds);
-        free(p->v[slot].data);
-    } else {
-        p->n++;
-    }
-    p->v[slot].data = xmalloc(len);
-    memcpy(p->v[slot].data, data, len);
-    p->v[slot].len = len;
-}
-
-static void pool_add_request(pool *p, const Pm__Executor__V1__RunRequest *req)
+static void pool_add_request(fuzz_pool *p, const Pm__Executor__V1__RunRequest *req)
 {
     size_t len = pm__executor__v1__run_request__get_packed_size(req);
-    uint8_t *buf = xmalloc(len);
+    uint8_t *buf = fuzz_xmalloc(len);
     pm__executor__v1__run_request__pack(req, buf);
-    pool_add(p, buf, len);
+    fuzz_pool_add(p, buf, len);
     free(buf);
 }
 
@@ -412,13 +361,13 @@ static size_t put_bytes_field(uint8_t *out, size_t len, unsigned field, const vo
     return len + n;
 }
 
-static void pool_add_legacy(pool *p, const char *const *cmds, size_t n)
+static void pool_add_legacy(fuzz_pool *p, const char *const *cmds, size_t n)
 {
     uint8_t buf[FUZZ_MAX_INPUT];
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len = put_bytes_field(buf, len, 1, cmds[i], strlen(cmds[i]));
-    pool_add(p, buf, len);
+    fuzz_pool_add(p, buf, len);
 }
 
 /* Where a field sits: its tag, and for length-delimited ones the length varint. */
@@ -520,7 +469,7 @@ static const struct {
 
 static uint64_t new_length(uint64_t old, size_t len)
 {
-    switch (below(10)) {
+    switch (fuzz_below(10)) {
     case 0:
         return 0;
     case 1:
@@ -540,39 +489,40 @@ static uint64_t new_length(uint64_t old, size_t len)
     case 8:
         return (uint64_t)1 << 63;
     default:
-        return below(len + 16);
+        return fuzz_below(len + 16);
     }
 }
 
 /* One mutation of b[0..*len) (room for FUZZ_MAX_INPUT bytes); other is a second input to splice. */
-static void mutate(uint8_t *b, size_t *len, const blob *other)
+static void mutate(uint8_t *b, size_t *len, const fuzz_blob *other)
 {
     static const uint8_t interesting[] = {0x00, 0x01, 0x7f, 0x80, 0xff, '=', 0x0a, 0x12, 0x08};
     field_loc f[MAX_FIELDS];
     size_t nf = 0;
     walk(b, 0, *len, 0, f, &nf);
     uint8_t tmp[16];
-    switch (below(12)) {
+    switch (fuzz_below(12)) {
     case 0: /* flip one bit */
         if (*len)
-            b[below(*len)] ^= (uint8_t)(1u << below(8));
+            b[fuzz_below(*len)] ^= (uint8_t)(1u << fuzz_below(8));
         break;
     case 1: /* set a byte to something protobuf cares about */
         if (*len)
-            b[below(*len)] = below(2) ? interesting[below(sizeof interesting)] : (uint8_t)rng();
+            b[fuzz_below(*len)] = fuzz_below(2) ? interesting[fuzz_below(sizeof interesting)]
+                                                : (uint8_t)fuzz_below(256);
         break;
     case 2: { /* insert random bytes */
-        size_t n = 1 + below(8);
+        size_t n = 1 + fuzz_below(8);
         for (size_t i = 0; i < n; i++)
-            tmp[i] = (uint8_t)rng();
-        replace(b, len, below(*len + 1), 0, tmp, n);
+            tmp[i] = (uint8_t)fuzz_below(256);
+        replace(b, len, fuzz_below(*len + 1), 0, tmp, n);
         break;
     }
     case 3: { /* delete a range */
         if (!*len)
             break;
-        size_t pos = below(*len);
-        size_t n = 1 + below(*len - pos < 16 ? *len - pos : 16);
+        size_t pos = fuzz_below(*len);
+        size_t n = 1 + fuzz_below(*len - pos < 16 ? *len - pos : 16);
         replace(b, len, pos, n, NULL, 0);
         break;
     }
@@ -583,11 +533,11 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
                 cand[nc++] = i;
         if (!nc)
             break;
-        const field_loc *x = &f[cand[below(nc)]];
+        const field_loc *x = &f[cand[fuzz_below(nc)]];
         uint64_t old;
         get_varint(b, x->len_pos, *len, &old);
         size_t n = put_varint(tmp, new_length(old, *len));
-        if (below(4) == 0 && n < 10) {
+        if (fuzz_below(4) == 0 && n < 10) {
             tmp[n - 1] |= 0x80;
             tmp[n++] = 0x00;
         }
@@ -596,12 +546,12 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
     }
     case 5: /* change a tag's wire type (the schema has only varints and strings) */
         if (nf)
-            b[f[below(nf)].start] ^= (uint8_t)(1 + below(7));
+            b[f[fuzz_below(nf)].start] ^= (uint8_t)(1 + fuzz_below(7));
         break;
     case 6: { /* a token at a field boundary */
-        size_t t = below(NTOKENS);
-        const field_loc *x = nf ? &f[below(nf)] : NULL;
-        if (x && x->len_len && below(2)) {
+        size_t t = fuzz_below(NTOKENS);
+        const field_loc *x = nf ? &f[fuzz_below(nf)] : NULL;
+        if (x && x->len_len && fuzz_below(2)) {
             /* Into a submessage (a Command), at its start or end, its length grown to match,
              * so the token lands as a field of the Command rather than as noise. */
             uint64_t old;
@@ -609,20 +559,21 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
             size_t payload = x->len_pos + x->len_len;
             if (*len + tokens[t].n + 10 > FUZZ_MAX_INPUT)
                 break;
-            replace(b, len, below(2) ? payload : x->end, 0, tokens[t].b, tokens[t].n);
+            replace(b, len, fuzz_below(2) ? payload : x->end, 0, tokens[t].b, tokens[t].n);
             size_t n = put_varint(tmp, old + tokens[t].n);
             replace(b, len, x->len_pos, x->len_len, tmp, n);
         } else {
-            replace(b, len, x ? (below(2) ? x->start : x->end) : 0, 0, tokens[t].b, tokens[t].n);
+            replace(b, len, x ? (fuzz_below(2) ? x->start : x->end) : 0, 0, tokens[t].b,
+                    tokens[t].n);
         }
         break;
     }
     case 7: { /* repeat a whole field, growing a repeated list */
         if (!nf)
             break;
-        const field_loc *x = &f[below(nf)];
-        size_t n = x->end - x->start, copies = 1 + below(12);
-        uint8_t *copy = xmalloc(n);
+        const field_loc *x = &f[fuzz_below(nf)];
+        size_t n = x->end - x->start, copies = 1 + fuzz_below(12);
+        uint8_t *copy = fuzz_xmalloc(n);
         memcpy(copy, b + x->start, n);
         for (size_t i = 0; i < copies; i++)
             replace(b, len, x->end, 0, copy, n);
@@ -631,10 +582,10 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
     }
     case 8: /* truncate */
         if (*len)
-            *len = below(*len);
+            *len = fuzz_below(*len);
         break;
     case 9: { /* splice: our head, the other's tail */
-        size_t head = below(*len + 1), from = below(other->len + 1);
+        size_t head = fuzz_below(*len + 1), from = fuzz_below(other->len + 1);
         size_t n = other->len - from;
         if (head + n > FUZZ_MAX_INPUT)
             n = FUZZ_MAX_INPUT - head;
@@ -648,15 +599,15 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
         walk(other->data, 0, other->len, 0, g, &ng);
         if (!ng)
             break;
-        const field_loc *x = &g[below(ng)];
-        size_t pos = nf ? f[below(nf)].start : 0;
+        const field_loc *x = &g[fuzz_below(ng)];
+        size_t pos = nf ? f[fuzz_below(nf)].start : 0;
         replace(b, len, pos, 0, other->data + x->start, x->end - x->start);
         break;
     }
     default: { /* remove a whole field */
         if (!nf)
             break;
-        const field_loc *x = &f[below(nf)];
+        const field_loc *x = &f[fuzz_below(nf)];
         replace(b, len, x->start, x->end - x->start, NULL, 0);
         break;
     }
@@ -665,7 +616,7 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
 
 /* ---- the seed corpus ------------------------------------------------------------------------ */
 
-static void build_seeds(pool *p)
+static void build_seeds(fuzz_pool *p)
 {
     typedef Pm__Executor__V1__Command Cmd;
     typedef Pm__Executor__V1__RunRequest Req;
@@ -794,7 +745,6 @@ static void build_seeds(pool *p)
                                           "echo 8",
                                           "echo 9"};
     pool_add_legacy(p, legacy2, 9);
-    p->nseeds = p->n;
 }
 
 /* Inputs that have tripped parsers like this one; each runs once before the loop. */
@@ -822,159 +772,53 @@ static void run_edge_cases(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* An exact-size heap copy, so ASan sees a read past the end. */
-        uint8_t *copy = xmalloc(cases[i].n);
+        uint8_t *copy = fuzz_xmalloc(cases[i].n);
         memcpy(copy, cases[i].b, cases[i].n);
         LLVMFuzzerTestOneInput(copy, cases[i].n);
         free(copy);
     }
 }
 
-static double now_s(void)
+static uint64_t run_ok_n, legacy_ok_n;
+
+static bool keep(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    run_ok_n += last_run_ok;
+    legacy_ok_n += last_legacy_ok;
+    /* Almost any run of strings is a valid ExecCommands; were those all kept, they would crowd
+     * the RunRequests out of the pool. */
+    return last_run_ok || (last_legacy_ok && fuzz_below(64) == 0);
 }
 
-static int run_file(const char *path)
+static void describe(const char *path, size_t len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "request_fuzz: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = xmalloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                fprintf(stderr, "request_fuzz: %s: out of memory\n", path);
-                free(buf);
-                fclose(f);
-                return 1;
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    uint8_t *exact = xmalloc(len);
-    memcpy(exact, buf, len);
-    free(buf);
-    bool run_ok, legacy_ok;
-    fuzz_one(exact, len, &run_ok, &legacy_ok);
     printf("%s: %zu bytes, RunRequest %s, ExecCommands %s\n", path, len,
-           run_ok ? "accepted" : "refused", legacy_ok ? "accepted" : "refused");
-    free(exact);
-    return 0;
+           last_run_ok ? "accepted" : "refused", last_legacy_ok ? "accepted" : "refused");
 }
 
-static int write_corpus(const pool *p, const char *dir)
+static void summary(FILE *out)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
-        FILE *f = fopen(path, "wb");
-        if (!f || fwrite(p->v[i].data, 1, p->v[i].len, f) != p->v[i].len || fclose(f) != 0) {
-            fprintf(stderr, "request_fuzz: writing %s: %s\n", path, strerror(errno));
-            return 1;
-        }
-    }
-    printf("request_fuzz: wrote %zu seeds to %s\n", p->n, dir);
-    return 0;
-}
-
-static int parse_number(const char *flag, const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtoull(s ? s : "", &end, 0);
-    if (!s || errno || end == s || *end) {
-        fprintf(stderr, "request_fuzz: %s wants a number, got \"%s\"\n", flag, s ? s : "");
-        return -1;
-    }
-    return 0;
+    fprintf(out, "RunRequest accepted %llu, ExecCommands accepted %llu",
+            (unsigned long long)run_ok_n, (unsigned long long)legacy_ok_n);
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t iterations = 200000, seconds = 20, seed = 0x706d2d66757a7aull;
-    const char *corpus_dir = NULL;
-    int nfiles = 0, rc = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--iterations")) {
-            if (parse_number(a, value, &iterations) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--seconds")) {
-            if (parse_number(a, value, &seconds) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_number(a, value, &seed) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--write-corpus") && i + 1 < argc) {
-            corpus_dir = argv[++i];
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "usage: request_fuzz [--iterations N] [--seconds S] [--seed N] "
-                            "[--write-corpus DIR] [FILE...]\n");
-            return 2;
-        } else {
-            rc |= run_file(a);
-            nfiles++;
-        }
-    }
-    if (nfiles)
-        return rc;
-
-    static pool p;
-    build_seeds(&p);
-    if (corpus_dir)
-        return write_corpus(&p, corpus_dir);
-    run_edge_cases();
-
-    rng_state = seed;
-    uint8_t *buf = xmalloc(FUZZ_MAX_INPUT);
-    uint64_t done = 0, run_ok_n = 0, legacy_ok_n = 0;
-    double start = now_s(), elapsed = 0;
-    for (; done < iterations; done++) {
-        /* The clock is cheap, but not free under ASan; look at it now and then. */
-        if ((done & 255) == 0 && (elapsed = now_s() - start) >= (double)seconds)
-            break;
-        const blob *from = &p.v[below(p.n)];
-        size_t len = from->len;
-        memcpy(buf, from->data, len);
-        /* Mostly one mutation: most of them break the message, and a broken message stops
-         * the decoder before the deeper checks. Sometimes a few, to reach further. */
-        size_t rounds = below(4) ? 1 : 2 + below(4);
-        for (size_t m = 0; m < rounds; m++)
-            mutate(buf, &len, &p.v[below(p.n)]);
-        uint8_t *exact = xmalloc(len);
-        memcpy(exact, buf, len);
-        bool run_ok, legacy_ok;
-        fuzz_one(exact, len, &run_ok, &legacy_ok);
-        run_ok_n += run_ok;
-        legacy_ok_n += legacy_ok;
-        /* Almost any run of strings is a valid ExecCommands; were those all kept, they would
-         * crowd the RunRequests out of the pool. */
-        if (run_ok || (legacy_ok && below(64) == 0))
-            pool_add(&p, exact, len);
-        free(exact);
-    }
-    elapsed = now_s() - start;
-    printf("request_fuzz: %llu inputs in %.1f s (seed %#llx): RunRequest accepted %llu, "
-           "ExecCommands accepted %llu; no promise broken\n",
-           (unsigned long long)done, elapsed, (unsigned long long)seed,
-           (unsigned long long)run_ok_n, (unsigned long long)legacy_ok_n);
-    free(buf);
-    for (size_t i = 0; i < p.n; i++)
-        free(p.v[i].data);
-    return 0;
+    static const fuzz_target t = {
+        .name = "request_fuzz",
+        .max_input = FUZZ_MAX_INPUT,
+        .iterations = 200000,
+        .seconds = 20,
+        .seed = 0x706d2d66757a7aull,
+        .seed_ext = "",
+        .build_seeds = build_seeds,
+        .run_edge_cases = run_edge_cases,
+        .mutate = mutate,
+        .keep = keep,
+        .describe = describe,
+        .summary = summary,
+    };
+    return fuzz_standalone_main(argc, argv, &t);
 }
 
 #endif /* PM_FUZZ_STANDALONE */

@@ -29,25 +29,7 @@
 #include <seccomp.h>
 
 #include "sandbox/profiles.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STR(a, b)                                                                            \
-    do {                                                                                           \
-        const char *a_ = (a), *b_ = (b);                                                           \
-        if (strcmp(a_, b_) != 0) {                                                                 \
-            fprintf(stderr, "%s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__, a_, b_);              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "testing/check.h"
 
 /* Runs fn in a forked child; the child's failed CHECKs make its exit status nonzero. */
 static int in_child(void (*fn)(void *), void *arg)
@@ -55,9 +37,9 @@ static int in_child(void (*fn)(void *), void *arg)
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
-        failures = 0;
+        test_failures = 0;
         fn(arg);
-        _exit(failures ? 1 : 0);
+        _exit(test_failures ? 1 : 0);
     }
     int st = -1;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -607,10 +589,5 @@ int main(void)
     CHECK(in_child(child_stage_reported, &which1) == 0);
     test_vfork_with_threads();
 
-    if (failures) {
-        fprintf(stderr, "sandbox_test: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("sandbox_test: all checks passed\n");
-    return 0;
+    return test_done("sandbox_test");
 }

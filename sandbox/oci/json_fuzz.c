@@ -18,9 +18,8 @@
  *   given after --seeds (the BUILD passes testdata/): bit flips, byte edits, JSON and profile
  *   tokens inserted or put in place of strings and numbers, deep nesting, range deletion and
  *   duplication, truncation and splicing. Inputs that parse join the pool, a cheap stand-in for
- *   coverage feedback. Flags: --iterations N (1000000), --seconds S (20), --seed N,
- *   --write-corpus DIR (write the seeds as files for libFuzzer and exit), --seeds FILE...; any
- *   other argument is a file run once (to replay a libFuzzer crash without it).
+ *   coverage feedback. The loop, its flags and file replay are //testing:fuzz_driver's (see
+ *   fuzz_driver.h); the defaults here are --iterations 1000000 and --seconds 20.
  *
  * - libFuzzer (clang, by hand; not part of the Bazel build), from the workspace root:
  *
@@ -28,7 +27,8 @@
  *         -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c sandbox/oci/json.c sandbox/oci/oci.c \
  *         -lseccomp -o /tmp/json_fuzz
  *     clang-14 -O1 -DPM_FUZZ_STANDALONE -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c \
- *         sandbox/oci/json.c sandbox/oci/oci.c -lseccomp -o /tmp/json_fuzz_seeds
+ *         sandbox/oci/json.c sandbox/oci/oci.c testing/fuzz_driver.c -lseccomp \
+ *         -o /tmp/json_fuzz_seeds
  *     mkdir -p /tmp/json_corpus
  *     /tmp/json_fuzz_seeds --write-corpus /tmp/json_corpus --seeds sandbox/oci/testdata/[a-z]*.json
  *     /tmp/json_fuzz -max_total_time=300 -max_len=16384 -dict=sandbox/oci/json_fuzz.dict \
@@ -495,66 +495,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifdef PM_FUZZ_STANDALONE
 
-#include <time.h>
+#include "testing/fuzz_driver.h"
 
 #define FUZZ_MAX_INPUT 32768
-#define POOL_MAX 512
 
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} blob;
-
-typedef struct {
-    blob v[POOL_MAX];
-    size_t n, nseeds; /* the seeds stay; the rest is replaced at random once full */
-} pool;
-
-/* splitmix64: tiny, and the same sequence on every machine for a given seed. */
-static uint64_t rng_state;
-
-static uint64_t rng(void)
+static void pool_add_str(fuzz_pool *p, const char *s)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "json_fuzz: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static void pool_add(pool *p, const uint8_t *data, size_t len)
-{
-    size_t slot = p->n;
-    if (p->n == POOL_MAX) {
-        if (p->nseeds == POOL_MAX)
-            return;
-        slot = p->nseeds + below(POOL_MAX - p->nseeds);
-        free(p->v[slot].data);
-    } else {
-        p->n++;
-    }
-    p->v[slot].data = xmalloc(len);
-    memcpy(p->v[slot].data, data, len);
-    p->v[slot].len = len;
-}
-
-static void pool_add_str(pool *p, const char *s)
-{
-    pool_add(p, (const uint8_t *)s, strlen(s));
+    fuzz_pool_add(p, (const uint8_t *)s, strlen(s));
 }
 
 static const char *const seeds[] = {
@@ -584,7 +531,7 @@ static const char *const seeds[] = {
     "  \r\n\t{ \"defaultAction\" : \"SCMP_ACT_ALLOW\" ,\n \"syscalls\" : [ ] }\n",
 };
 
-static void build_seeds(pool *p)
+static void build_seeds(fuzz_pool *p)
 {
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
         pool_add_str(p, seeds[i]);
@@ -637,7 +584,7 @@ static bool find_token(const uint8_t *b, size_t len, bool string, size_t *pos, s
 {
     if (!len)
         return false;
-    size_t start = below(len);
+    size_t start = fuzz_below(len);
     for (size_t i = start; i < len; i++) {
         if (string && b[i] == '"') {
             size_t j = i + 1;
@@ -660,25 +607,25 @@ static bool find_token(const uint8_t *b, size_t len, bool string, size_t *pos, s
     return false;
 }
 
-static void mutate(uint8_t *b, size_t *len, const blob *other)
+static void mutate(uint8_t *b, size_t *len, const fuzz_blob *other)
 {
-    const char *tok = tokens[below(sizeof tokens / sizeof tokens[0])];
+    const char *tok = tokens[fuzz_below(sizeof tokens / sizeof tokens[0])];
     size_t tlen = strlen(tok), pos, n;
-    switch (below(11)) {
+    switch (fuzz_below(11)) {
     case 0: /* flip a bit */
         if (*len)
-            b[below(*len)] ^= (uint8_t)(1u << below(8));
+            b[fuzz_below(*len)] ^= (uint8_t)(1u << fuzz_below(8));
         break;
     case 1: { /* one interesting byte in place of another */
         static const uint8_t bytes[] =
             "{}[]\",:\\-0123456789eE.tfn \n\t\r\x00\x7f\x80\xbf\xc3\xed\xff";
         if (*len)
-            b[below(*len)] = bytes[below(sizeof bytes - 1)];
+            b[fuzz_below(*len)] = bytes[fuzz_below(sizeof bytes - 1)];
         break;
     }
     case 2: /* insert a token */
     case 3:
-        replace(b, len, below(*len + 1), 0, (const uint8_t *)tok, tlen);
+        replace(b, len, fuzz_below(*len + 1), 0, (const uint8_t *)tok, tlen);
         break;
     case 4: /* a token in place of a string's contents, quotes and all if it has them */
         if (find_token(b, *len, true, &pos, &n)) {
@@ -694,24 +641,24 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
         break;
     case 6: /* delete a range */
         if (*len) {
-            pos = below(*len);
-            replace(b, len, pos, 1 + below(below(2) ? 8 : *len - pos), NULL, 0);
+            pos = fuzz_below(*len);
+            replace(b, len, pos, 1 + fuzz_below(fuzz_below(2) ? 8 : *len - pos), NULL, 0);
         }
         break;
     case 7: /* duplicate a range elsewhere */
         if (*len) {
-            pos = below(*len);
-            n = 1 + below(*len - pos < 256 ? *len - pos : 256);
+            pos = fuzz_below(*len);
+            n = 1 + fuzz_below(*len - pos < 256 ? *len - pos : 256);
             uint8_t tmp[256];
             memcpy(tmp, b + pos, n);
-            replace(b, len, below(*len + 1), 0, tmp, n);
+            replace(b, len, fuzz_below(*len + 1), 0, tmp, n);
         }
         break;
     case 8: /* truncate */
-        *len = below(*len + 1);
+        *len = fuzz_below(*len + 1);
         break;
     case 9: { /* splice: our head, the other input's tail */
-        size_t cut = below(*len + 1), ocut = below(other->len + 1);
+        size_t cut = fuzz_below(*len + 1), ocut = fuzz_below(other->len + 1);
         if (cut + other->len - ocut <= FUZZ_MAX_INPUT) {
             memcpy(b + cut, other->data + ocut, other->len - ocut);
             *len = cut + other->len - ocut;
@@ -720,14 +667,14 @@ static void mutate(uint8_t *b, size_t *len, const blob *other)
     }
     case 10: { /* deep nesting around a random place */
         uint8_t open[80], close[80];
-        size_t d = 1 + below(80);
-        uint8_t o = below(2) ? '[' : '{';
+        size_t d = 1 + fuzz_below(80);
+        uint8_t o = fuzz_below(2) ? '[' : '{';
         memset(open, o, d);
         memset(close, o == '[' ? ']' : '}', d);
         if (*len + 2 * d > FUZZ_MAX_INPUT)
             break;
-        pos = below(*len + 1);
-        size_t end = pos + below(*len - pos + 1);
+        pos = fuzz_below(*len + 1);
+        size_t end = pos + fuzz_below(*len - pos + 1);
         replace(b, len, end, 0, close, d);
         replace(b, len, pos, 0, open, d);
         break;
@@ -752,182 +699,60 @@ static void run_edge_cases(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = strlen(cases[i]) + (i == sizeof cases / sizeof cases[0] - 1);
-        uint8_t *copy = xmalloc(n);
+        uint8_t *copy = fuzz_xmalloc(n);
         memcpy(copy, cases[i], n);
         LLVMFuzzerTestOneInput(copy, n);
         free(copy);
     }
 }
 
-static double now_s(void)
+static uint64_t parsed, loaded;
+
+static bool keep(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    parsed += last_parsed;
+    loaded += last_loaded;
+    /* Documents that parse are the ones that reach the builder; keep them for more. */
+    return last_parsed && (last_loaded || fuzz_below(4) == 0);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
+static void describe(const char *path, size_t len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "json_fuzz: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0, r;
-    uint8_t *buf = xmalloc(cap);
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int run_file(const char *path)
-{
-    size_t len;
-    uint8_t *buf = read_file(path, &len);
-    if (!buf)
-        return 1;
-    uint8_t *exact = xmalloc(len);
-    memcpy(exact, buf, len);
-    free(buf);
-    LLVMFuzzerTestOneInput(exact, len);
     printf("%s: %zu bytes, JSON %s, profile %s\n", path, len, last_parsed ? "accepted" : "refused",
            last_loaded ? "loaded" : "refused");
-    free(exact);
-    return 0;
 }
 
-static int write_corpus(const pool *p, const char *dir)
+static void summary(FILE *out)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/seed-%02zu.json", dir, i);
-        FILE *f = fopen(path, "wb");
-        if (!f || fwrite(p->v[i].data, 1, p->v[i].len, f) != p->v[i].len || fclose(f) != 0) {
-            fprintf(stderr, "json_fuzz: writing %s: %s\n", path, strerror(errno));
-            return 1;
-        }
-    }
-    printf("json_fuzz: wrote %zu seeds to %s\n", p->n, dir);
-    return 0;
+    fprintf(out, "%llu parsed, %llu loaded as profiles", (unsigned long long)parsed,
+            (unsigned long long)loaded);
 }
 
-static int parse_number(const char *flag, const char *s, uint64_t *out)
+static void cleanup(void)
 {
-    char *end;
-    errno = 0;
-    *out = strtoull(s ? s : "", &end, 0);
-    if (!s || errno || end == s || *end) {
-        fprintf(stderr, "json_fuzz: %s wants a number, got \"%s\"\n", flag, s ? s : "");
-        return -1;
-    }
-    return 0;
+    if (null_fd >= 0)
+        close(null_fd);
+    null_fd = -1;
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t iterations = 1000000, seconds = 20, seed = 0x6f63692d6a736f6eull;
-    const char *corpus_dir = NULL;
-    static pool p;
-    build_seeds(&p);
-    int nfiles = 0, rc = 0;
-    bool seeding = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--iterations")) {
-            if (parse_number(a, value, &iterations) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--seconds")) {
-            if (parse_number(a, value, &seconds) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_number(a, value, &seed) < 0)
-                return 2;
-            i++;
-        } else if (!strcmp(a, "--write-corpus") && value) {
-            corpus_dir = argv[++i];
-        } else if (!strcmp(a, "--seeds")) {
-            seeding = true;
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "usage: json_fuzz [--iterations N] [--seconds S] [--seed N] "
-                            "[--write-corpus DIR] [--seeds FILE...] [FILE...]\n");
-            return 2;
-        } else if (seeding) {
-            size_t len;
-            uint8_t *buf = read_file(a, &len);
-            if (!buf)
-                return 1;
-            if (len <= FUZZ_MAX_INPUT)
-                pool_add(&p, buf, len);
-            free(buf);
-        } else {
-            rc |= run_file(a);
-            nfiles++;
-        }
-    }
-    if (nfiles)
-        return rc;
-    p.nseeds = p.n;
-    if (corpus_dir)
-        return write_corpus(&p, corpus_dir);
-
-    /* Every seed once as it is: the testdata profiles are also known-good and known-bad. */
-    for (size_t i = 0; i < p.n; i++) {
-        uint8_t *exact = xmalloc(p.v[i].len);
-        memcpy(exact, p.v[i].data, p.v[i].len);
-        LLVMFuzzerTestOneInput(exact, p.v[i].len);
-        free(exact);
-    }
-    run_edge_cases();
-
-    rng_state = seed;
-    uint8_t *buf = xmalloc(FUZZ_MAX_INPUT);
-    uint64_t done = 0, parsed = 0, loaded = 0;
-    double start = now_s(), elapsed = 0;
-    for (; done < iterations; done++) {
-        if ((done & 63) == 0 && (elapsed = now_s() - start) >= (double)seconds)
-            break;
-        const blob *from = &p.v[below(p.n)];
-        size_t len = from->len;
-        memcpy(buf, from->data, len);
-        size_t rounds = below(4) ? 1 : 2 + below(4);
-        for (size_t m = 0; m < rounds; m++)
-            mutate(buf, &len, &p.v[below(p.n)]);
-        uint8_t *exact = xmalloc(len);
-        memcpy(exact, buf, len);
-        LLVMFuzzerTestOneInput(exact, len);
-        parsed += last_parsed;
-        loaded += last_loaded;
-        /* Documents that parse are the ones that reach the builder; keep them for more. */
-        if (last_parsed && (last_loaded || below(4) == 0))
-            pool_add(&p, exact, len);
-        free(exact);
-    }
-    elapsed = now_s() - start;
-    printf("json_fuzz: %llu inputs in %.1f s (seed %#llx): %llu parsed, %llu loaded as profiles; "
-           "no promise broken\n",
-           (unsigned long long)done, elapsed, (unsigned long long)seed, (unsigned long long)parsed,
-           (unsigned long long)loaded);
-    free(buf);
-    for (size_t i = 0; i < p.n; i++)
-        free(p.v[i].data);
-    if (null_fd >= 0)
-        close(null_fd);
-    return 0;
+    static const fuzz_target t = {
+        .name = "json_fuzz",
+        .max_input = FUZZ_MAX_INPUT,
+        .iterations = 1000000,
+        .seconds = 20,
+        .seed = 0x6f63692d6a736f6eull,
+        .seed_ext = ".json",
+        .build_seeds = build_seeds,
+        .run_edge_cases = run_edge_cases,
+        .mutate = mutate,
+        .keep = keep,
+        .describe = describe,
+        .summary = summary,
+        .cleanup = cleanup,
+    };
+    return fuzz_standalone_main(argc, argv, &t);
 }
 
 #endif /* PM_FUZZ_STANDALONE */

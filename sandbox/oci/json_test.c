@@ -8,7 +8,7 @@
 
 #include <errno.h>
 
-#include "sandbox/oci/testutil.h"
+#include "testing/check.h"
 
 typedef struct {
     const char *text;

@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sandbox/oci/testutil.h"
+#include "testing/check.h"
 
 #define TESTDATA "sandbox/oci/testdata/"
 

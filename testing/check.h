@@ -1,15 +1,17 @@
 /*
- * Tiny helpers for the unit tests of //sandbox/oci: CHECK macros that report the failing
- * expression with its location and count failures, so that one run shows every broken case
- * instead of stopping at the first.
+ * The assertions shared by the unit tests: CHECK macros that report the failing expression with
+ * its location and count failures instead of stopping, so that one run shows every broken case,
+ * and test_done, which turns the count into the test's exit status. Header-only, since each test
+ * is its own binary with its own count.
  */
-#ifndef SANDBOX_OCI_TESTUTIL_H
-#define SANDBOX_OCI_TESTUTIL_H
+#ifndef PM_TESTING_CHECK_H
+#define PM_TESTING_CHECK_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Failed checks so far; a test that forks may reset it in the child. */
 static int test_failures;
 
 #define CHECK(cond)                                                                                \
@@ -20,6 +22,7 @@ static int test_failures;
         }                                                                                          \
     } while (0)
 
+/* Both strings are set and equal; NULL on either side fails. */
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
@@ -41,6 +44,7 @@ static int test_failures;
         }                                                                                          \
     } while (0)
 
+/* Reports the outcome under the test's name; the value is main's exit status. */
 static inline int test_done(const char *name)
 {
     if (test_failures) {

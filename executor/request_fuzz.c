@@ -25,7 +25,7 @@
  *     gen=$(bazel info bazel-bin)
  *     clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *         -D_GNU_SOURCE -I. -I"$gen" executor/request_fuzz.c executor/request.c \
- *         "$gen"/protos/executor.pb.c "$gen"/protos/exec.pb.c \
+ *         testing/fuzz_driver.c "$gen"/protos/executor.pb.c "$gen"/protos/exec.pb.c \
  *         -lprotobuf-nanopb -lgrpc -lgpr -o /tmp/request_fuzz
  *     mkdir -p /tmp/request_corpus
  *     "$gen"/executor/request_fuzz --write-corpus /tmp/request_corpus
@@ -36,6 +36,7 @@
  *   test. A crash leaves crash-<sha1> in the current directory; replay it with either binary.
  */
 #include "executor/request.h"
+#include "testing/fuzz_driver.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -65,23 +66,8 @@ static void fuzz_die(const char *kind, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nrequest_fuzz: input (%zu bytes):", cur_size);
-    for (size_t i = 0; i < cur_size && i < 512; i++)
-        fprintf(stderr, " %02x", cur_data[i]);
-    fprintf(stderr, "%s\n", cur_size > 512 ? " ..." : "");
-    const char *dir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-    if (dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/request_fuzz-failure.bin", dir);
-        FILE *f = fopen(path, "wb");
-        if (f) {
-            if (cur_size)
-                fwrite(cur_data, 1, cur_size, f);
-            fclose(f);
-            fprintf(stderr, "request_fuzz: input written to %s\n", path);
-        }
-    }
-    abort();
+    fputc('\n', stderr);
+    fuzz_report_input_and_abort("request_fuzz", cur_data, cur_size);
 }
 
 /*
@@ -309,7 +295,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef PM_FUZZ_STANDALONE
 
 #include "protos/executor.pb-c.h"
-#include "testing/fuzz_driver.h"
 
 /* Inputs stay small: the parser's paths are all reachable within a few KiB. */
 #define FUZZ_MAX_INPUT 8192

@@ -247,3 +247,24 @@ int fuzz_standalone_main(int argc, char **argv, const fuzz_target *t)
         t->cleanup();
     return rc;
 }
+
+void fuzz_report_input_and_abort(const char *name, const uint8_t *data, size_t size)
+{
+    fprintf(stderr, "%s: input (%zu bytes):", name, size);
+    for (size_t i = 0; i < size && i < 512; i++)
+        fprintf(stderr, " %02x", data[i]);
+    fprintf(stderr, "%s\n", size > 512 ? " ..." : "");
+    const char *dir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+    if (dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s-failure.bin", dir, name);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            if (size)
+                fwrite(data, 1, size, f);
+            fclose(f);
+            fprintf(stderr, "%s: input written to %s\n", name, path);
+        }
+    }
+    abort();
+}

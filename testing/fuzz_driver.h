@@ -61,6 +61,13 @@ void fuzz_pool_add(fuzz_pool *p, const uint8_t *data, size_t len);
 /* A number in [0, n) from the driver's seeded generator (0 for n == 0). */
 size_t fuzz_below(size_t n);
 
+/*
+ * Ends a failed fuzz run: prints the input in hex (a test log is often all there is), writes it
+ * to the test's undeclared outputs as <name>-failure.bin for replay under bazel test, aborts.
+ */
+void fuzz_report_input_and_abort(const char *name, const uint8_t *data, size_t size)
+    __attribute__((noreturn));
+
 /* malloc that exits on failure and accepts 0. */
 void *fuzz_xmalloc(size_t n);
 

@@ -25,12 +25,11 @@
  *
  *     clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *         -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c sandbox/oci/json.c sandbox/oci/oci.c \
- *         -lseccomp -o /tmp/json_fuzz
+ *         sandbox/oci/oci_fields.c testing/fuzz_driver.c -lseccomp -o /tmp/json_fuzz
  *     clang-14 -O1 -DPM_FUZZ_STANDALONE -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c \
- *         sandbox/oci/json.c sandbox/oci/oci.c testing/fuzz_driver.c -lseccomp \
- *         -o /tmp/json_fuzz_seeds
- *     mkdir -p /tmp/json_corpus
- *     /tmp/json_fuzz_seeds --write-corpus /tmp/json_corpus --seeds sandbox/oci/testdata/[a-z]*.json
+ *         sandbox/oci/json.c sandbox/oci/oci.c sandbox/oci/oci_fields.c testing/fuzz_driver.c
+ * -lseccomp \ -o /tmp/json_fuzz_seeds mkdir -p /tmp/json_corpus /tmp/json_fuzz_seeds --write-corpus
+ * /tmp/json_corpus --seeds sandbox/oci/testdata/[a-z]*.json
  *     /tmp/json_fuzz -max_total_time=300 -max_len=16384 -dict=sandbox/oci/json_fuzz.dict \
  *         /tmp/json_corpus
  *
@@ -49,6 +48,7 @@
 #include <unistd.h>
 
 #include "sandbox/oci/json.h"
+#include "testing/fuzz_driver.h"
 #include "sandbox/oci/oci.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,23 +66,8 @@ static void fuzz_die(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\njson_fuzz: input (%zu bytes):", cur_size);
-    for (size_t i = 0; i < cur_size && i < 512; i++)
-        fprintf(stderr, " %02x", cur_data[i]);
-    fprintf(stderr, "%s\n", cur_size > 512 ? " ..." : "");
-    const char *dir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-    if (dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/json_fuzz-failure.bin", dir);
-        FILE *f = fopen(path, "wb");
-        if (f) {
-            if (cur_size)
-                fwrite(cur_data, 1, cur_size, f);
-            fclose(f);
-            fprintf(stderr, "json_fuzz: input written to %s\n", path);
-        }
-    }
-    abort();
+    fputc('\n', stderr);
+    fuzz_report_input_and_abort("json_fuzz", cur_data, cur_size);
 }
 
 /* ---- the parser's promises ---- */
@@ -494,8 +479,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef PM_FUZZ_STANDALONE
-
-#include "testing/fuzz_driver.h"
 
 #define FUZZ_MAX_INPUT 32768
 

@@ -132,7 +132,7 @@ struct exe_server {
     uint8_t *buf;          /* output read buffer, used under mu */
 
     int epfd, sigfd, wakefd;
-    bool shutdown_requested, shutdown_started, server_down, killing_all, calls_cancelled;
+    bool shutdown_started, server_down, killing_all, calls_cancelled;
     uint64_t shutdown_deadline_us, hard_deadline_us;
 
     pid_t app_pid; /* PID-1 mode: the supervised app, or 0 */

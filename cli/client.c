@@ -132,7 +132,7 @@ int cli_connect(const cli_config *cfg, cli_conn **out, char *err, size_t errlen)
     } else {
         creds = grpc_insecure_credentials_create();
     }
-    grpc_arg args[3];
+    grpc_arg args[5];
     size_t nargs = 0;
     memset(args, 0, sizeof args);
     args[nargs].type = GRPC_ARG_INTEGER;
@@ -145,6 +145,17 @@ int cli_connect(const cli_config *cfg, cli_conn **out, char *err, size_t errlen)
         args[nargs].type = GRPC_ARG_STRING;
         args[nargs].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
         args[nargs++].value.string = (char *)cfg->tls_server_name;
+    }
+    if (cfg->max_reconnect_backoff_ms) {
+        /* The first wait must not exceed the longest one, or gRPC keeps its own first wait. */
+        int ms = cfg->max_reconnect_backoff_ms > INT32_MAX ? INT32_MAX
+                                                           : (int)cfg->max_reconnect_backoff_ms;
+        args[nargs].type = GRPC_ARG_INTEGER;
+        args[nargs].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+        args[nargs++].value.integer = ms;
+        args[nargs].type = GRPC_ARG_INTEGER;
+        args[nargs].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+        args[nargs++].value.integer = ms < 1000 ? ms : 1000;
     }
     grpc_channel_args chargs = {.num_args = nargs, .args = args};
     /* Never NULL: a bad target gives a channel whose calls fail with a status naming it. */

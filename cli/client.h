@@ -35,6 +35,13 @@ typedef struct {
     /* Deadline of each call in milliseconds from its start; 0 means none. */
     uint64_t deadline_ms;
     /*
+     * Longest wait between the channel's attempts to reconnect after it lost its server, in
+     * milliseconds; 0 keeps gRPC's default (two minutes). A client that means to call again soon
+     * after a failure (pmctl watch resuming its stream) lowers it, since a call made while the
+     * channel waits fails at once with UNAVAILABLE.
+     */
+    uint32_t max_reconnect_backoff_ms;
+    /*
      * When not NULL, polled about ten times a second while a call runs; once it is nonzero the
      * call is cancelled (the executor then stops the step's commands) and the helper returns
      * -ECANCELED. A signal handler may set it.

@@ -1,8 +1,9 @@
 /*
  * pmctl subcommands: exec, step, info, health and legacy. Each declares its flags (every one also
  * settable as PM_<NAME>) plus repeatable list flags, parses its own command line, opens the
- * connection to its server through cli/client.h, makes its call and returns the exit code; exec
- * and step share the step-running code that builds the Run request and streams its events.
+ * connection to its server through cli/client.h, makes its call and returns the exit code. exec,
+ * step and run (pmctl_run.c) share the step-running code here that builds the Run request and
+ * streams its events.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,276 +20,10 @@
 
 /* Largest --stdin-file sent; the executor has its own, usually smaller, request limit. */
 #define MAX_STDIN_BYTES (16u << 20)
-#define MAX_TOKEN_BYTES 4096
 
-/* ---- repeated flags --------------------------------------------------------------------- */
+/* ---- running a step (exec, step and run) ----------------------------------------------- */
 
-typedef struct {
-    size_t n, cap;
-    const char **v;
-} str_list;
-
-static int list_add(str_list *l, const char *s)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        const char **v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return 0;
-}
-
-static void list_free(str_list *l)
-{
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/*
- * A flag that may be given many times (--env K=V, -c LINE). rpc_flags_parse keeps one value per
- * flag, so these are taken out of argv before it runs; they are command-line only.
- */
-typedef struct {
-    const char *name;  /* long form without "--" */
-    const char *alias; /* a short form such as "-c", or NULL */
-    const char *value; /* what the value looks like, for --help */
-    const char *help;
-    str_list *dst;
-} list_flag;
-
-/* Everything a subcommand declares about its command line. */
-typedef struct {
-    const char *synopsis;
-    const char *epilog;
-    const rpc_flag *flags;
-    size_t nflags;
-    const list_flag *lists;
-    size_t nlists;
-} cmd_spec;
-
-static void usage(FILE *out, const cmd_spec *s)
-{
-    rpc_flags_usage(out, s->synopsis, s->flags, s->nflags);
-    for (size_t i = 0; i < s->nlists; i++) {
-        const list_flag *l = &s->lists[i];
-        char name[64];
-        snprintf(name, sizeof name, "%s%s%s %s", l->alias ? l->alias : "", l->alias ? ", --" : "--",
-                 l->name, l->value);
-        fprintf(out, "  %-49s %s (repeatable; not from the environment)\n", name, l->help);
-    }
-    if (s->epilog)
-        fprintf(out, "\n%s\n", s->epilog);
-}
-
-static const list_flag *match_list(const cmd_spec *s, const char *arg, const char **inline_value)
-{
-    *inline_value = NULL;
-    for (size_t i = 0; i < s->nlists; i++) {
-        const list_flag *l = &s->lists[i];
-        if (l->alias && !strcmp(arg, l->alias))
-            return l;
-        if (strncmp(arg, "--", 2) != 0)
-            continue;
-        size_t n = strlen(l->name);
-        if (!strncmp(arg + 2, l->name, n) && (arg[2 + n] == '\0' || arg[2 + n] == '=')) {
-            if (arg[2 + n] == '=')
-                *inline_value = arg + 3 + n;
-            return l;
-        }
-    }
-    return NULL;
-}
-
-static const rpc_flag *match_flag(const cmd_spec *s, const char *name)
-{
-    size_t len = strcspn(name, "=");
-    for (size_t i = 0; i < s->nflags; i++)
-        if (strlen(s->flags[i].name) == len && !strncmp(s->flags[i].name, name, len))
-            return &s->flags[i];
-    return NULL;
-}
-
-/* Positional arguments left after the flags; pos points into the caller's argv strings. */
-typedef struct {
-    char **argv; /* the flags rpc_flags_parse saw, then the positionals (owned array) */
-    int npos;
-    char **pos;
-} parsed_args;
-
-/*
- * Parses argv (argv[0] is the subcommand) against s. Returns 0, or the exit code to leave with:
- * after --help it has printed the usage and returns -1 for "exit 0"; on a usage error it has
- * printed why and returns EXIT_USAGE.
- */
-static int parse_args(const char *cmd, const cmd_spec *s, int argc, char **argv, parsed_args *pa)
-{
-    char err[256];
-    memset(pa, 0, sizeof *pa);
-    pa->argv = calloc((size_t)argc + 1, sizeof *pa->argv);
-    if (!pa->argv) {
-        fprintf(stderr, "pmctl: out of memory\n");
-        return EXIT_FAIL;
-    }
-    int o = 0;
-    pa->argv[o++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *value;
-        const list_flag *l = match_list(s, a, &value);
-        if (l) {
-            if (!value) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "pmctl %s: flag %s needs a value (see --help)\n", cmd, a);
-                    return EXIT_USAGE;
-                }
-                value = argv[++i];
-            }
-            if (list_add(l->dst, value) < 0) {
-                fprintf(stderr, "pmctl: out of memory\n");
-                return EXIT_FAIL;
-            }
-            continue;
-        }
-        if (!strcmp(a, "--") || a[0] != '-' || !strcmp(a, "-")) {
-            /* The positionals start here; rpc_flags_parse stops at the same place. */
-            while (i < argc)
-                pa->argv[o++] = argv[i++];
-            break;
-        }
-        if (a[1] != '-' && strcmp(a, "-h") != 0) {
-            fprintf(stderr, "pmctl %s: unknown flag %s (see --help)\n", cmd, a);
-            return EXIT_USAGE;
-        }
-        /* rpc_flags_parse only looks at "--" flags, so the short help flag is spelled out. */
-        pa->argv[o++] = strcmp(a, "-h") ? argv[i] : (char *)"--help";
-        /* Carry a flag's separate value along, so a value that looks like -c stays a value. */
-        const rpc_flag *f = a[1] == '-' ? match_flag(s, a + 2) : NULL;
-        if (f && f->type != RPC_FLAG_BOOL && !strchr(a, '=') && i + 1 < argc)
-            pa->argv[o++] = argv[++i];
-    }
-    int rest = o;
-    int rc = rpc_flags_parse(s->flags, s->nflags, o, pa->argv, &rest, err, sizeof err);
-    if (rc == 1) {
-        usage(stdout, s);
-        return -1;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "pmctl %s: %s\n", cmd, err);
-        return EXIT_USAGE;
-    }
-    pa->pos = pa->argv + rest;
-    pa->npos = o - rest;
-    return 0;
-}
-
-static void parsed_free(parsed_args *pa)
-{
-    free(pa->argv);
-}
-
-/* ---- connecting ------------------------------------------------------------------------- */
-
-typedef struct {
-    const char *target;
-    const char *token_file;
-    const char *tls_ca;
-    const char *tls_server_name;
-    uint64_t deadline_ms;
-} conn_flags;
-
-/* Flag table rows shared by every subcommand that connects; kept one row per flag. */
-/* clang-format off */
-#define CONN_FLAGS(cf)                                                                            \
-    {"target", RPC_FLAG_STRING, &(cf)->target, "server address: host:port or unix:/path"},        \
-    {"token-file", RPC_FLAG_STRING, &(cf)->token_file, "file holding the bearer token to send"},  \
-    {"tls-ca", RPC_FLAG_STRING, &(cf)->tls_ca,                                                    \
-     "PEM root certificates; connect with TLS (default plaintext)"},                              \
-    {"tls-server-name", RPC_FLAG_STRING, &(cf)->tls_server_name,                                  \
-     "name the server certificate carries, if not the target's host"},                            \
-    {"deadline-ms", RPC_FLAG_UINT, &(cf)->deadline_ms, "deadline of the whole call; 0: none"}
-/* clang-format on */
-
-/* Opens the connection; returns 0 or the exit code to leave with, having said why. */
-static int open_conn(const char *cmd, const conn_flags *cf, cli_conn **out)
-{
-    char err[512];
-    char *token = NULL;
-    *out = NULL;
-    if (!cf->target || !*cf->target) {
-        fprintf(stderr, "pmctl %s: --target is required (or PM_TARGET); see --help\n", cmd);
-        return EXIT_USAGE;
-    }
-    if (cf->token_file &&
-        rpc_read_file(cf->token_file, MAX_TOKEN_BYTES, true, &token, NULL, err, sizeof err) < 0) {
-        fprintf(stderr, "pmctl: token file %s\n", err);
-        return EXIT_FAIL;
-    }
-    cli_config cfg = {
-        .target = cf->target,
-        .token = token,
-        .tls_ca_file = cf->tls_ca,
-        .tls_server_name = cf->tls_server_name,
-        .deadline_ms = cf->deadline_ms,
-        .interrupt = &interrupted,
-    };
-    int rc = cli_connect(&cfg, out, err, sizeof err);
-    free(token);
-    if (rc < 0) {
-        fprintf(stderr, "pmctl: %s: %s\n", cf->target, err);
-        return rc == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
-    }
-    return 0;
-}
-
-/* ---- running a step (exec and step) ----------------------------------------------------- */
-
-/* Flags shared by exec and step. */
-typedef struct {
-    conn_flags conn;
-    uint64_t timeout_ms;
-    uint64_t output_cap;
-    const char *workdir;
-    const char *stdin_file;
-    const char *output;
-    const char *sandbox_profile;
-    bool clear_env;
-    str_list env;
-} run_flags;
-
-/* clang-format off */
-#define RUN_FLAGS(rf)                                                                             \
-    CONN_FLAGS(&(rf)->conn),                                                                      \
-    {"timeout-ms", RPC_FLAG_UINT, &(rf)->timeout_ms,                                              \
-     "wall-clock limit per command, enforced by the executor; 0: none"},                          \
-    {"workdir", RPC_FLAG_STRING, &(rf)->workdir, "working directory of the commands"},            \
-    {"stdin-file", RPC_FLAG_STRING, &(rf)->stdin_file,                                            \
-     "file whose bytes become each command's stdin ('-': ours)"},                                 \
-    {"output-cap", RPC_FLAG_UINT, &(rf)->output_cap,                                              \
-     "bytes of output kept per command; 0: the executor's"},                                      \
-    {"sandbox-profile", RPC_FLAG_STRING, &(rf)->sandbox_profile,                                  \
-     "sandbox profile, only tighter than the executor's"},                                        \
-    {"clear-env", RPC_FLAG_BOOL, &(rf)->clear_env,                                                \
-     "start from an empty environment, not the executor's"},                                      \
-    {"output", RPC_FLAG_STRING, &(rf)->output, "text, or json: one object per event"}
-
-#define ENV_LIST(rf) {"env", NULL, "K=V", "environment entry for the commands", &(rf)->env}
-/* clang-format on */
-
-#define RUN_EPILOG                                                                                 \
-    "Output: stdout and stderr chunks are written to pmctl's stdout and stderr as raw bytes the\n" \
-    "moment they arrive. With --output json every event is one line on stdout instead:\n"          \
-    "{\"command\":0,\"event\":\"started\"|\"stdout\"|\"stderr\"|\"exited\",...}, chunks in\n"      \
-    "\"data_base64\", then a last line {\"event\":\"end\",\"status\":\"OK\",...}.\n"               \
-    "Ctrl-C cancels the call; the executor then stops the command's process group.\n"              \
-    "Exit codes: the command's own; 128+N when signal N ended it; 124 when it timed out or the\n"  \
-    "deadline passed; 1 when the executor could not be reached or refused the request (printed\n"  \
-    "as pmctl: TARGET: STATUS: details); 2 on a usage error."
-
-/* Checks the flags exec and step share; returns 0 or EXIT_USAGE having said why. */
-static int check_run_flags(const char *cmd, const run_flags *rf)
+int check_run_flags(const char *cmd, const run_flags *rf)
 {
     if (strcmp(rf->output, "text") != 0 && strcmp(rf->output, "json") != 0) {
         fprintf(stderr, "pmctl %s: --output wants text or json, got \"%s\"\n", cmd, rf->output);
@@ -308,39 +43,33 @@ static int check_run_flags(const char *cmd, const run_flags *rf)
     return 0;
 }
 
-/*
- * Sends the step, streams its events, and works out the exit code: a gRPC failure first, then the
- * first failing command's code, else 0. cmds must already be filled in; this adds the flags.
- */
-static int run_step(const char *cmd, const run_flags *rf, bool continue_on_error, bool progress,
-                    bool shell_hint, Pm__Executor__V1__Command **cmds, size_t n)
+int load_stdin(const char *cmd, const run_flags *rf, char **buf, size_t *len)
 {
     char err[512];
-    char *stdin_buf = NULL;
-    size_t stdin_len = 0;
-    bool *exited = NULL;
-    cli_conn *c = NULL;
-    int code = open_conn(cmd, &rf->conn, &c);
-    if (code != 0)
-        goto out;
-    if (rf->stdin_file) {
-        const char *path = strcmp(rf->stdin_file, "-") ? rf->stdin_file : "/dev/stdin";
-        if (rpc_read_file(path, MAX_STDIN_BYTES, false, &stdin_buf, &stdin_len, err, sizeof err) <
-            0) {
-            fprintf(stderr, "pmctl %s: --stdin-file %s\n", cmd, err);
-            code = EXIT_FAIL;
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            cmds[i]->stdin_data.data = (uint8_t *)stdin_buf;
-            cmds[i]->stdin_data.len = stdin_len;
-        }
+    *buf = NULL;
+    *len = 0;
+    if (!rf->stdin_file)
+        return 0;
+    const char *path = strcmp(rf->stdin_file, "-") ? rf->stdin_file : "/dev/stdin";
+    if (rpc_read_file(path, MAX_STDIN_BYTES, false, buf, len, err, sizeof err) < 0) {
+        fprintf(stderr, "pmctl %s: --stdin-file %s\n", cmd, err);
+        return EXIT_FAIL;
     }
-    exited = calloc(n, sizeof *exited);
+    return 0;
+}
+
+int run_step_on(cli_conn *c, const run_flags *rf, const step_opts *o,
+                Pm__Executor__V1__Command **cmds, size_t n)
+{
+    int code;
+    bool *exited = calloc(n, sizeof *exited);
     if (!exited) {
         fprintf(stderr, "pmctl: out of memory\n");
-        code = EXIT_FAIL;
-        goto out;
+        return EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cmds[i]->stdin_data.data = (uint8_t *)o->stdin_data;
+        cmds[i]->stdin_data.len = o->stdin_len;
     }
 
     Pm__Executor__V1__RunRequest req = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
@@ -350,15 +79,16 @@ static int run_step(const char *cmd, const run_flags *rf, bool continue_on_error
     req.env = (char **)rf->env.v;
     req.clear_env = rf->clear_env;
     req.workdir = (char *)(rf->workdir ? rf->workdir : "");
-    req.timeout_ms = (uint32_t)rf->timeout_ms;
+    req.timeout_ms = o->timeout_ms ? o->timeout_ms : (uint32_t)rf->timeout_ms;
     req.output_cap = rf->output_cap;
     req.sandbox_profile = (char *)(rf->sandbox_profile ? rf->sandbox_profile : "");
-    req.continue_on_error = continue_on_error;
+    req.continue_on_error = o->continue_on_error;
 
     run_view v = {
         .json = !strcmp(rf->output, "json"),
-        .progress = progress,
-        .shell_hint = shell_hint,
+        .progress = o->progress,
+        .shell_hint = o->shell_hint,
+        .step = o->step,
         .n = n,
         .exited = exited,
     };
@@ -382,7 +112,7 @@ static int run_step(const char *cmd, const run_flags *rf, bool continue_on_error
             if (exited[i])
                 continue;
             missing++;
-            if (progress)
+            if (o->progress)
                 fprintf(stderr, "[%zu/%zu] not run\n", i + 1, n);
         }
         /* Commands after a failure are skipped by design; otherwise each must report. */
@@ -393,7 +123,10 @@ static int run_step(const char *cmd, const run_flags *rf, bool continue_on_error
         }
     }
     if (v.json) {
-        fputs("{\"event\":\"end\",\"status\":", stdout);
+        putchar('{');
+        if (o->step >= 0)
+            printf("\"step\":%d,", o->step);
+        fputs("\"event\":\"end\",\"status\":", stdout);
         json_string(stdout, cli_status_name(st.code));
         fputs(",\"details\":", stdout);
         json_string(stdout, st.details);
@@ -402,6 +135,25 @@ static int run_step(const char *cmd, const run_flags *rf, bool continue_on_error
     }
 out:
     free(exited);
+    return code;
+}
+
+/* Runs one step on the --target executor: exec's and step's whole call. */
+static int run_step(const char *cmd, const run_flags *rf, const step_opts *opts,
+                    Pm__Executor__V1__Command **cmds, size_t n)
+{
+    step_opts o = *opts;
+    char *stdin_buf = NULL;
+    cli_conn *c = NULL;
+    int code = open_conn(cmd, &rf->conn, &c);
+    if (code != 0)
+        goto out;
+    code = load_stdin(cmd, rf, &stdin_buf, &o.stdin_len);
+    if (code != 0)
+        goto out;
+    o.stdin_data = stdin_buf;
+    code = run_step_on(c, rf, &o, cmds, n);
+out:
     free(stdin_buf);
     cli_close(c);
     return code;
@@ -451,7 +203,8 @@ int cmd_exec(int argc, char **argv)
         command.argv = pa.pos;
     }
     bool hint = !shell && pa.npos == 1 && strpbrk(pa.pos[0], " \t|&;<>()$`*?") != NULL;
-    code = run_step("exec", &rf, false, false, hint, cmds, 1);
+    const step_opts o = {.shell_hint = hint, .step = -1};
+    code = run_step("exec", &rf, &o, cmds, 1);
 out:
     parsed_free(&pa);
     list_free(&rf.env);
@@ -520,8 +273,12 @@ int cmd_step(int argc, char **argv)
         commands[i].shell = (char *)lines.v[i];
         cmds[i] = &commands[i];
     }
-    code = run_step("step", &rf, continue_on_error, progress || isatty(STDERR_FILENO), false, cmds,
-                    lines.n);
+    const step_opts o = {
+        .continue_on_error = continue_on_error,
+        .progress = progress || isatty(STDERR_FILENO),
+        .step = -1,
+    };
+    code = run_step("step", &rf, &o, cmds, lines.n);
 out:
     free(cmds);
     free(commands);

@@ -14,22 +14,22 @@
 
 #include "cli/pmctl.h"
 
-/* Says why a call failed in the one format every subcommand uses. */
-static void report_status(const cli_conn *c, const cli_status *st)
-{
-    fprintf(stderr, "pmctl: %s: %s: %s\n", cli_target(c), cli_status_name(st->code),
-            st->details[0] ? st->details : "(no details)");
-}
-
 /* The exit code for a call that did not end with OK, having said why. */
 int call_failed(const cli_conn *c, int rc, const cli_status *st)
 {
+    return call_failed_as(cli_target(c), cli_target(c), rc, st);
+}
+
+int call_failed_as(const char *what, const char *target, int rc, const cli_status *st)
+{
     if (rc == -ECANCELED && interrupted) {
         fprintf(stderr, "pmctl: interrupted (%s); the call to %s was cancelled\n",
-                strsignal(interrupted), cli_target(c));
+                strsignal(interrupted), target);
         return 128 + interrupted;
     }
-    report_status(c, st);
+    /* The one format every subcommand uses. */
+    fprintf(stderr, "pmctl: %s: %s: %s\n", what, cli_status_name(st->code),
+            st->details[0] ? st->details : "(no details)");
     /* A deadline is a time limit on the command, so it ends as timeout(1) would. */
     if (st->code == GRPC_STATUS_DEADLINE_EXCEEDED)
         return EXIT_TIMEOUT;
@@ -72,7 +72,7 @@ void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_base64(FILE *f, const uint8_t *p, size_t n)
+void json_base64(FILE *f, const uint8_t *p, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     fputc('"', f);
@@ -147,9 +147,12 @@ static void print_progress(const run_view *v, uint32_t i, const Pm__Executor__V1
 /* In text mode without progress lines, says what the exit code alone would not. */
 static void print_exit_notes(const run_view *v, uint32_t i, const Pm__Executor__V1__Exited *x)
 {
-    char who[48] = "";
+    char who[64] = "";
+    size_t o = 0;
+    if (v->step >= 0)
+        o = (size_t)snprintf(who, sizeof who, "step %d: ", v->step + 1);
     if (v->n > 1)
-        snprintf(who, sizeof who, "command %" PRIu32 ": ", i + 1);
+        snprintf(who + o, sizeof who - o, "command %" PRIu32 ": ", i + 1);
     char wall[32];
     format_us(wall, sizeof wall, x->wall_us);
     /* The executor's error text says why it could not start or stopped the command; without
@@ -169,10 +172,13 @@ static void print_exit_notes(const run_view *v, uint32_t i, const Pm__Executor__
         fprintf(stderr, "pmctl: %soutput past the executor's cap was dropped\n", who);
 }
 
-static int json_run_event(const Pm__Executor__V1__RunEvent *ev)
+static int json_run_event(const run_view *v, const Pm__Executor__V1__RunEvent *ev)
 {
     FILE *f = stdout;
-    fprintf(f, "{\"command\":%" PRIu32, ev->command);
+    fputc('{', f);
+    if (v->step >= 0)
+        fprintf(f, "\"step\":%d,", v->step);
+    fprintf(f, "\"command\":%" PRIu32, ev->command);
     if (ev->started) {
         fprintf(f, ",\"event\":\"started\",\"pid\":%" PRId32, ev->started->pid);
     } else if (ev->stdout_data.len || ev->stderr_data.len) {
@@ -201,7 +207,7 @@ int on_run_event(const Pm__Executor__V1__RunEvent *ev, void *arg)
     run_view *v = arg;
     int rc = 0;
     if (v->json)
-        rc = json_run_event(ev);
+        rc = json_run_event(v, ev);
     else if (ev->stdout_data.len)
         rc = write_all(STDOUT_FILENO, ev->stdout_data.data, ev->stdout_data.len);
     else if (ev->stderr_data.len)

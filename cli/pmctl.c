@@ -1,8 +1,8 @@
 /*
  * pmctl: the command-line client. The first argument names a subcommand, looked up in one table;
  * each subcommand parses its own flags (every flag also settable as PM_<NAME>) and talks to its
- * server through cli/client.h. Direct-mode subcommands (exec, step, info, health, legacy) call an
- * executor themselves; scheduler subcommands are meant to join the table as another group. Output
+ * server through cli/client.h. Direct-mode subcommands (exec, step, info, health, legacy, run) call
+ * executors themselves; scheduler-mode subcommands (pmctl_sched.c) call pm-scheduler. Output
  * of a remote command is written as raw bytes the moment it arrives, or as one JSON object per
  * event for scripts, and pmctl exits with the command's own exit code. This file holds main, the
  * subcommand table and dispatch, and the signal handling that lets Ctrl-C cancel a call; the
@@ -58,6 +58,22 @@ static const subcommand subcommands[] = {
      "ask a server's grpc.health.v1 service", cmd_health},
     {"legacy", "Direct mode (calls executors itself, no scheduler)",
      "call the original exec.ExecService/ExecuteCommands", cmd_legacy},
+    {"submit", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "submit a pipeline (file or stored), optionally --watch it", cmd_submit},
+    {"watch", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "follow a task's output and state to its end", cmd_watch},
+    {"get", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "show a task: state, attempt, worker, steps", cmd_get},
+    {"cancel", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "cancel a queued or running task", cmd_cancel},
+    {"requeue", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "put a finished task back in the queue", cmd_requeue},
+    {"list", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "list tasks, filtered by state, pipeline, label", cmd_list},
+    {"pipelines", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "put, get or list stored pipelines", cmd_pipelines},
+    {"workers", "Scheduler mode (talks to pm-scheduler at --scheduler)",
+     "list worker pods and their executors' health", cmd_workers},
 };
 #define NSUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 
@@ -70,12 +86,12 @@ static void overview(FILE *out)
             group = subcommands[i].group;
             fprintf(out, "\n%s:\n", group);
         }
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
     }
     fprintf(out, "\n'pmctl COMMAND --help' lists a command's flags. Each flag can also be set by "
                  "the\nenvironment variable PM_<FLAG> (upper case, '-' as '_'), e.g. PM_TARGET.\n"
-                 "Exit codes: 0 ok, 1 runtime failure, 2 usage error; exec and step pass on the\n"
-                 "command's exit code.\n");
+                 "Exit codes: 0 ok, 1 runtime failure, 2 usage error; exec, step and run pass on\n"
+                 "the command's exit code, watch the task's (see pmctl watch --help).\n");
 }
 
 static const subcommand *find_subcommand(const char *name)

@@ -56,6 +56,11 @@ typedef struct {
     size_t nflags;
     const list_flag *lists;
     size_t nlists;
+    /*
+     * Flags may come after positionals, up to "--" (submit FILE -p x=1). Off for exec, whose
+     * command's own arguments start at the first positional.
+     */
+    bool interspersed;
 } cmd_spec;
 
 /* Positional arguments left after the flags; pos points into the caller's argv strings. */
@@ -196,6 +201,8 @@ int write_all(int fd, const void *data, size_t len);
 void json_string(FILE *f, const char *s);
 /* Writes n bytes as a JSON string of their base64. */
 void json_base64(FILE *f, const uint8_t *p, size_t n);
+/* Formats a duration in microseconds for people: 850us, 12.3ms, 4.56s. */
+void format_us(char *buf, size_t size, uint64_t us);
 /* Ends a JSON line and pushes it out at once; returns 0 or -errno. */
 int json_end_line(void);
 /* The exit code for a call that did not end with OK, having said why ("pmctl: TARGET: ..."). */
@@ -208,6 +215,17 @@ int call_failed_as(const char *what, const char *target, int rc, const cli_statu
 /* The cli_run callback: prints one event (arg is a run_view) and records exits. */
 int on_run_event(const Pm__Executor__V1__RunEvent *ev, void *arg);
 
+/* ---- pmctl_json.c ---- */
+
+/*
+ * Writes the fields of m as JSON members, without braces, a comma first when comma is set;
+ * returns how many were written. Names are the .proto names, enums their value names, bytes
+ * base64; an absent message field is left out.
+ */
+int json_message_members(FILE *f, const ProtobufCMessage *m, bool comma);
+/* Writes m as one JSON object. */
+void json_message(FILE *f, const ProtobufCMessage *m);
+
 /* ---- pmctl_cmds.c: the subcommands, each taking argv with argv[0] its own name ---- */
 
 int cmd_exec(int argc, char **argv);
@@ -215,5 +233,20 @@ int cmd_step(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_legacy(int argc, char **argv);
+
+/* ---- pmctl_run.c: a whole pipeline straight on one worker's executors ---- */
+
+int cmd_run(int argc, char **argv);
+
+/* ---- pmctl_sched.c: scheduler mode ---- */
+
+int cmd_submit(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_pipelines(int argc, char **argv);
+int cmd_workers(int argc, char **argv);
 
 #endif

@@ -84,11 +84,14 @@ static const rpc_flag *match_flag(const cmd_spec *s, const char *name)
 int parse_args(const char *cmd, const cmd_spec *s, int argc, char **argv, parsed_args *pa)
 {
     char err[256];
+    int rc = EXIT_FAIL, nlater = 0;
     memset(pa, 0, sizeof *pa);
-    pa->argv = calloc((size_t)argc + 1, sizeof *pa->argv);
-    if (!pa->argv) {
+    /* Room for every argument plus the "--" put before interspersed positionals. */
+    pa->argv = calloc((size_t)argc + 2, sizeof *pa->argv);
+    char **later = calloc((size_t)argc + 1, sizeof *later);
+    if (!pa->argv || !later) {
         fprintf(stderr, "pmctl: out of memory\n");
-        return EXIT_FAIL;
+        goto out;
     }
     int o = 0;
     pa->argv[o++] = argv[0];
@@ -99,15 +102,26 @@ int parse_args(const char *cmd, const cmd_spec *s, int argc, char **argv, parsed
             if (!value) {
                 if (i + 1 >= argc) {
                     fprintf(stderr, "pmctl %s: flag %s needs a value (see --help)\n", cmd, a);
-                    return EXIT_USAGE;
+                    rc = EXIT_USAGE;
+                    goto out;
                 }
                 value = argv[++i];
             }
             if (list_add(l->dst, value) < 0) {
                 fprintf(stderr, "pmctl: out of memory\n");
-                return EXIT_FAIL;
+                goto out;
             }
             continue;
+        }
+        if (s->interspersed && (a[0] != '-' || !strcmp(a, "-"))) {
+            /* Flags may follow positionals ("pmctl get ID --output json"). */
+            later[nlater++] = argv[i];
+            continue;
+        }
+        if (s->interspersed && !strcmp(a, "--")) {
+            while (++i < argc)
+                later[nlater++] = argv[i];
+            break;
         }
         if (!strcmp(a, "--") || a[0] != '-' || !strcmp(a, "-")) {
             /* The positionals start here; rpc_flags_parse stops at the same place. */
@@ -117,7 +131,8 @@ int parse_args(const char *cmd, const cmd_spec *s, int argc, char **argv, parsed
         }
         if (a[1] != '-' && strcmp(a, "-h") != 0) {
             fprintf(stderr, "pmctl %s: unknown flag %s (see --help)\n", cmd, a);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+            goto out;
         }
         /* rpc_flags_parse only looks at "--" flags, so the short help flag is spelled out. */
         pa->argv[o++] = strcmp(a, "-h") ? argv[i] : (char *)"--help";
@@ -126,19 +141,29 @@ int parse_args(const char *cmd, const cmd_spec *s, int argc, char **argv, parsed
         if (f && f->type != RPC_FLAG_BOOL && !strchr(a, '=') && i + 1 < argc)
             pa->argv[o++] = argv[++i];
     }
+    if (s->interspersed) {
+        /* After "--", rpc_flags_parse takes even "-" or "-x" for positionals. */
+        pa->argv[o++] = (char *)"--";
+        for (int k = 0; k < nlater; k++)
+            pa->argv[o++] = later[k];
+    }
     int rest = o;
-    int rc = rpc_flags_parse(s->flags, s->nflags, o, pa->argv, &rest, err, sizeof err);
+    rc = rpc_flags_parse(s->flags, s->nflags, o, pa->argv, &rest, err, sizeof err);
     if (rc == 1) {
         usage(stdout, s);
-        return -1;
+        rc = -1;
+        goto out;
     }
     if (rc < 0) {
         fprintf(stderr, "pmctl %s: %s\n", cmd, err);
-        return EXIT_USAGE;
+        rc = EXIT_USAGE;
+        goto out;
     }
     pa->pos = pa->argv + rest;
     pa->npos = o - rest;
-    return 0;
+out:
+    free(later);
+    return rc;
 }
 
 void parsed_free(parsed_args *pa)

@@ -100,7 +100,7 @@ int json_end_line(void)
     return 0;
 }
 
-static void format_us(char *buf, size_t size, uint64_t us)
+void format_us(char *buf, size_t size, uint64_t us)
 {
     if (us < 1000)
         snprintf(buf, size, "%" PRIu64 "us", us);

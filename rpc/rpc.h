@@ -109,6 +109,9 @@ bool rpc_token_ok(const grpc_metadata_array *md, const char *token);
 int rpc_read_file(const char *path, size_t max, bool trim, char **out, size_t *len, char *err,
                   size_t errlen);
 
+/* "OK", "UNAVAILABLE", ...; "STATUS_<n>" for codes outside the published set. */
+const char *rpc_status_name(grpc_status_code code);
+
 /* Monotonic clock in microseconds. */
 uint64_t rpc_now_us(void);
 

@@ -35,30 +35,30 @@ enum {
 
 /* One task row. Strings are never NULL ("" for none). */
 typedef struct {
-    int64_t id;             /* assigned by the store on insert */
-    const char *idem_key;   /* idempotency key, unique when not empty */
-    int state;              /* SCH_* */
-    int32_t priority;       /* higher first */
-    const char *pipeline;   /* name of a stored pipeline, or "" for an inline one */
+    int64_t id;           /* assigned by the store on insert */
+    const char *idem_key; /* idempotency key, unique when not empty */
+    int state;            /* SCH_* */
+    int32_t priority;     /* higher first */
+    const char *pipeline; /* name of a stored pipeline, or "" for an inline one */
     int64_t created_ms;
-    uint32_t attempt;       /* attempts started; the fencing token */
-    const char *lease_owner;/* scheduler instance holding the lease, "" when none */
+    uint32_t attempt;        /* attempts started; the fencing token */
+    const char *lease_owner; /* scheduler instance holding the lease, "" when none */
     int64_t lease_expires_ms;
-    int64_t not_before_ms;  /* a queued task waits until then (retry backoff) */
-    uint64_t last_seq;      /* seq of the newest event */
+    int64_t not_before_ms; /* a queued task waits until then (retry backoff) */
+    uint64_t last_seq;     /* seq of the newest event */
     const uint8_t *record;
     size_t record_len;
 } sch_task_row;
 
 /* Filter of tasks_list; rows come newest (highest id) first. */
 typedef struct {
-    uint32_t states;       /* bit (1 << state) for each wanted state; 0: all */
-    const char *pipeline;  /* "" or NULL: any */
-    int64_t before_id;     /* only ids below this; 0: from the newest */
-    uint32_t limit;        /* rows at most */
+    uint32_t states;      /* bit (1 << state) for each wanted state; 0: all */
+    const char *pipeline; /* "" or NULL: any */
+    int64_t before_id;    /* only ids below this; 0: from the newest */
+    uint32_t limit;       /* rows at most */
 } sch_list_filter;
 
-typedef int (*sch_row_fn)(const sch_task_row *row, void *arg);   /* nonzero stops */
+typedef int (*sch_row_fn)(const sch_task_row *row, void *arg); /* nonzero stops */
 typedef int (*sch_event_fn)(uint64_t seq, const uint8_t *data, size_t len, void *arg);
 typedef int (*sch_blob_fn)(const char *name, const uint8_t *data, size_t len, void *arg);
 
@@ -91,8 +91,7 @@ typedef struct sch_store_ops {
     int (*lease_renew)(sch_store *s, const char *owner, int64_t expires_ms);
 
     /* Appends event seq of task; -EEXIST when that (task, seq) exists. */
-    int (*event_append)(sch_store *s, int64_t task, uint64_t seq, const uint8_t *data,
-                        size_t len);
+    int (*event_append)(sch_store *s, int64_t task, uint64_t seq, const uint8_t *data, size_t len);
     /* Calls fn for events of task with seq > after_seq in seq order, at most max of them;
      * returns how many. */
     int (*events_read)(sch_store *s, int64_t task, uint64_t after_seq, uint32_t max,
@@ -112,11 +111,14 @@ struct sch_store {
     char error[256];
 };
 
-static inline const char *sch_store_error(const sch_store *s) { return s->error; }
+static inline const char *sch_store_error(const sch_store *s)
+{
+    return s->error;
+}
 
 typedef struct {
-    bool read_only;     /* a reader handle beside the writer */
-    bool allow_memory;  /* accept ":memory:" (tests only; the daemon refuses it) */
+    bool read_only;           /* a reader handle beside the writer */
+    bool allow_memory;        /* accept ":memory:" (tests only; the daemon refuses it) */
     uint32_t busy_timeout_ms; /* 0: 5000 */
 } sch_sqlite_options;
 
@@ -125,8 +127,8 @@ typedef struct {
  * synchronous=FULL and creates the schema. Returns 0 with *out set, or a negative errno with a
  * message in err ("store /x/y.db: unable to open database file").
  */
-int sch_store_open_sqlite(const char *path, const sch_sqlite_options *o, sch_store **out,
-                          char *err, size_t errlen);
+int sch_store_open_sqlite(const char *path, const sch_sqlite_options *o, sch_store **out, char *err,
+                          size_t errlen);
 
 static inline void sch_store_close(sch_store *s)
 {

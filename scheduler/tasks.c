@@ -1,0 +1,1247 @@
+/*
+ * The task lifecycle: the active tasks (hash by id, a priority heap per pool, a delayed list for
+ * retries in backoff), leasing a worker slot, running each step as one Run call on the worker's
+ * executor of the step's name, turning the executor's events into the task's numbered events, and
+ * ending an attempt: the next step, a final state, or a retry. Every change is a write queued to
+ * the writer thread; what depends on it being durable (starting a leased step, answering Cancel,
+ * putting a retried task back in the heap) happens in the write's completion.
+ *
+ * At-least-once: a task is acknowledged once stored QUEUED; it leaves the active set only in a
+ * final state. A lease write bumps the attempt number, and every later write of the attempt is
+ * fenced on it, so a stale attempt can never overwrite a newer one. A scheduler that dies loses
+ * its calls; on restart its RUNNING tasks (or anyone's with an expired lease) go back to QUEUED,
+ * without counting as a failure, and run again from their first step.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "scheduler/sched.h"
+
+#define EXEC_RUN_METHOD "/pm.executor.v1.Executor/Run"
+/* Output bytes of one task waiting for the writer before its Run call stops reading. */
+#define MAX_BACKLOG (4u << 20)
+
+struct sch_run {
+    sch_task *t;
+    sch_exec *e;
+    grpc_call *call;
+    rpc_tag tag_start, tag_recv, tag_status;
+    grpc_byte_buffer *send_bb, *recv_bb;
+    grpc_metadata_array md_init, md_trail;
+    grpc_metadata auth;
+    bool has_auth;
+    grpc_status_code status;
+    grpc_slice details;
+    int pending;
+    bool recv_paused, stream_done;
+    Pm__Scheduler__V1__StepResult *res;
+    bool exited_seen;
+    uint64_t kept[2];
+    int64_t step_deadline_ms;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+int64_t sch_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *sch_xstrdup(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+void sch_rec_set_str(char **field, const char *v)
+{
+    char *n = strdup(v ? v : "");
+    if (!n)
+        return; /* keep the old value rather than lose the field */
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = n;
+}
+
+uint64_t sch_backoff_ms(uint32_t failures, uint32_t initial_ms, uint32_t max_ms)
+{
+    if (failures == 0)
+        return 0;
+    uint64_t d = initial_ms;
+    for (uint32_t i = 1; i < failures && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
+bool sch_lease_reclaimable(const char *owner, int64_t expires_ms, const char *me, int64_t now_ms)
+{
+    /* Our own name on a lease at start-up means a previous life of this instance held it: its
+     * calls died with it, so there is nothing to wait for. */
+    return !owner[0] || !strcmp(owner, me) || expires_ms <= now_ms;
+}
+
+static const char *state_name(int st)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&pm__scheduler__v1__task_state__descriptor, st);
+    return v ? v->name : "?";
+}
+
+static bool state_final(int st)
+{
+    return st >= SCH_SUCCEEDED;
+}
+
+/* ---- the active set and the heaps ------------------------------------------------------- */
+
+static size_t bucket(int64_t id)
+{
+    return (size_t)((uint64_t)id % SCH_TASK_BUCKETS);
+}
+
+sch_task *sch_task_find(sch *s, int64_t id)
+{
+    for (sch_task *t = s->buckets[bucket(id)]; t; t = t->hnext)
+        if (t->id == id)
+            return t;
+    return NULL;
+}
+
+static void task_insert(sch *s, sch_task *t)
+{
+    t->hnext = s->buckets[bucket(t->id)];
+    s->buckets[bucket(t->id)] = t;
+    s->n_active++;
+}
+
+static void task_remove(sch *s, sch_task *t)
+{
+    for (sch_task **p = &s->buckets[bucket(t->id)]; *p; p = &(*p)->hnext)
+        if (*p == t) {
+            *p = t->hnext;
+            s->n_active--;
+            return;
+        }
+}
+
+void sch_task_free(sch_task *t)
+{
+    if (!t)
+        return;
+    if (t->rec)
+        protobuf_c_message_free_unpacked(&t->rec->base, NULL);
+    free(t);
+}
+
+static bool before(const sch_task *a, const sch_task *b)
+{
+    if (a->rec->priority != b->rec->priority)
+        return a->rec->priority > b->rec->priority;
+    return a->id < b->id;
+}
+
+static void heap_swap(sch_pool *p, size_t i, size_t j)
+{
+    sch_task *t = p->heap[i];
+    p->heap[i] = p->heap[j];
+    p->heap[j] = t;
+    p->heap[i]->heap_idx = i;
+    p->heap[j]->heap_idx = j;
+}
+
+static void heap_up(sch_pool *p, size_t i)
+{
+    while (i > 0 && before(p->heap[i], p->heap[(i - 1) / 2])) {
+        heap_swap(p, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(sch_pool *p, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->n_heap && before(p->heap[l], p->heap[m]))
+            m = l;
+        if (r < p->n_heap && before(p->heap[r], p->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(p, i, m);
+        i = m;
+    }
+}
+
+static int heap_push(sch_pool *p, sch_task *t)
+{
+    if (p->n_heap == p->cap_heap) {
+        size_t cap = p->cap_heap ? p->cap_heap * 2 : 256;
+        sch_task **h = realloc(p->heap, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        p->heap = h;
+        p->cap_heap = cap;
+    }
+    t->heap_idx = p->n_heap;
+    p->heap[p->n_heap++] = t;
+    t->in_heap = true;
+    heap_up(p, t->heap_idx);
+    return 0;
+}
+
+static void heap_remove(sch_pool *p, sch_task *t)
+{
+    if (!t->in_heap)
+        return;
+    size_t i = t->heap_idx;
+    t->in_heap = false;
+    p->n_heap--;
+    if (i == p->n_heap)
+        return;
+    p->heap[i] = p->heap[p->n_heap];
+    p->heap[i]->heap_idx = i;
+    heap_down(p, i);
+    heap_up(p, i);
+}
+
+static void delayed_remove(sch *s, sch_task *t)
+{
+    if (!t->delayed)
+        return;
+    for (sch_task **pp = &s->delayed; *pp; pp = &(*pp)->next_delayed)
+        if (*pp == t) {
+            *pp = t->next_delayed;
+            break;
+        }
+    t->delayed = false;
+}
+
+/* Puts a QUEUED task where dispatch finds it: the heap, or the delayed list during backoff. */
+static void enqueue(sch *s, sch_task *t)
+{
+    t->phase = TP_QUEUED;
+    if (t->rec->not_before_ms > sch_now_ms()) {
+        t->delayed = true;
+        t->next_delayed = s->delayed;
+        s->delayed = t;
+        return;
+    }
+    if (heap_push(t->pool, t) < 0) {
+        /* Out of memory: keep it in the delayed list, which needs none, and try again later. */
+        t->delayed = true;
+        t->next_delayed = s->delayed;
+        s->delayed = t;
+    }
+}
+
+/* ---- records and events ----------------------------------------------------------------- */
+
+sch_rec *sch_rec_from_row(const sch_task_row *row)
+{
+    sch_rec *r = pm__scheduler__v1__task__unpack(NULL, row->record_len, row->record);
+    if (!r)
+        return NULL;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, row->id);
+    sch_rec_set_str(&r->id, id);
+    r->state = row->state;
+    r->attempt = row->attempt;
+    r->last_seq = row->last_seq;
+    r->not_before_ms = row->not_before_ms;
+    r->created_ms = row->created_ms;
+    r->priority = row->priority;
+    return r;
+}
+
+grpc_byte_buffer *sch_rec_bb(const sch_rec *r, bool with_steps)
+{
+    sch_rec copy = *r;
+    if (!with_steps) {
+        copy.n_steps = 0;
+        copy.steps = NULL;
+    }
+    size_t len = protobuf_c_message_get_packed_size(&copy.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(&copy.base, buf);
+    grpc_slice sl = grpc_slice_new(buf, len, free);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
+}
+
+/* Starts an event of t: the next seq, the id, the attempt and the time. */
+static void event_init(sch_task *t, Pm__Scheduler__V1__WatchEvent *ev)
+{
+    pm__scheduler__v1__watch_event__init(ev);
+    ev->seq = t->next_seq++;
+    ev->id = t->idstr;
+    ev->attempt = t->rec->attempt;
+    ev->time_ms = sch_now_ms();
+    t->rec->last_seq = ev->seq;
+}
+
+static void op_done(sch *s, sch_op *op);
+static void finish(sch *s, sch_task *t, int state, const char *why);
+
+/* Queues a write of t's row (fenced on expect_attempt) with one state event. */
+static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char *message)
+{
+    sch_rec *r = t->rec;
+    r->updated_ms = sch_now_ms();
+    sch_op *op = sch_op_new(OP_TASK);
+    Pm__Scheduler__V1__WatchEvent ev;
+    event_init(t, &ev);
+    ev.state = r->state;
+    ev.message = (char *)(message ? message : "");
+    if (!op || sch_op_event(op, &ev) < 0 || sch_op_task(op, t) < 0) {
+        /* Without memory the write cannot even be queued; the task stays as it is in the store
+         * and recovery after a restart picks it up. */
+        rpc_log("error", "write_lost", "task=%s state=%s", t->idstr, state_name(r->state));
+        sch_op_free(op);
+        return;
+    }
+    op->expect_attempt = expect_attempt;
+    op->done = op_done;
+    t->writes++;
+    sch_write(s, op);
+}
+
+/* Queues events only (output, step start and exit). */
+static void write_event(sch *s, sch_task *t, const Pm__Scheduler__V1__WatchEvent *ev)
+{
+    sch_op *op = sch_op_new(OP_EVENTS);
+    if (!op || sch_op_event(op, ev) < 0) {
+        rpc_log("error", "event_lost", "task=%s seq=%" PRIu64, t->idstr, ev->seq);
+        sch_op_free(op);
+        return;
+    }
+    op->t = t;
+    op->task_id = t->id;
+    op->done = op_done;
+    t->writes++;
+    t->backlog += op->output_bytes;
+    sch_write(s, op);
+}
+
+static void reply_waiters(sch_task *t)
+{
+    while (t->waiters) {
+        sch_call *c = t->waiters;
+        t->waiters = c->next_waiter;
+        sch_reply(c, &t->rec->base, GRPC_STATUS_OK, NULL);
+    }
+}
+
+/* The completion of every task write: runs on the writer thread after the commit. */
+static void op_done(sch *s, sch_op *op)
+{
+    pthread_mutex_lock(&s->mu);
+    sch_task *t = op->t;
+    t->writes--;
+    t->backlog -= op->output_bytes;
+    if (op->rc < 0)
+        rpc_log("error", "write_failed", "task=%s rc=%d error=\"%s\"", t->idstr, op->rc, op->error);
+    else if (op->n_events)
+        t->committed_seq = op->events[op->n_events - 1].seq;
+    sch_watch *kick = t->watchers;
+    t->watchers = NULL;
+    if (op->kind == OP_TASK && t->phase == TP_FINISHING && op->row.state == (int)t->rec->state) {
+        if (state_final(t->rec->state)) {
+            reply_waiters(t);
+        } else if ((int)t->rec->state == SCH_QUEUED) {
+            if (t->cancel_requested) {
+                finish(s, t, SCH_CANCELLED, "cancelled by request");
+            } else {
+                enqueue(s, t);
+                sch_dispatch(s);
+            }
+        }
+    } else if (op->kind == OP_TASK && t->phase == TP_LEASING) {
+        sch_lease_committed(s, t, op->rc);
+    }
+    if (t->run && t->run->recv_paused && t->backlog < MAX_BACKLOG / 2)
+        sch_run_resume(t);
+    bool gone = t->phase == TP_FINISHING && state_final(t->rec->state) && t->writes == 0;
+    if (gone) {
+        task_remove(s, t);
+        if (t->pool)
+            sch_dispatch(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    /* Watchers read the store themselves; a task gone from memory tells them it is final. */
+    sch_watch_kick(s, kick);
+    if (gone) {
+        pthread_mutex_lock(&s->mu);
+        kick = t->watchers;
+        t->watchers = NULL;
+        pthread_mutex_unlock(&s->mu);
+        sch_watch_kick(s, kick);
+        sch_task_free(t);
+    }
+    sch_op_free(op);
+}
+
+/* ---- ending an attempt ------------------------------------------------------------------ */
+
+static void release_worker(sch *s, sch_task *t)
+{
+    if (t->worker) {
+        sch_worker_release(t->worker);
+        t->worker = NULL;
+        sch_dispatch(s);
+    }
+}
+
+/* The task reaches a final state. */
+static void finish(sch *s, sch_task *t, int state, const char *why)
+{
+    sch_rec *r = t->rec;
+    release_worker(s, t);
+    t->phase = TP_FINISHING;
+    r->state = state;
+    r->finished_ms = sch_now_ms();
+    t->lease_owner[0] = 0;
+    t->lease_expires_ms = 0;
+    sch_rec_set_str(&r->error, why ? why : "");
+    if (state == SCH_SUCCEEDED)
+        s->succeeded++;
+    else
+        s->failed++;
+    rpc_log(state == SCH_SUCCEEDED ? "info" : "warn", "task_done",
+            "task=%s state=%s attempt=%u error=\"%s\"", t->idstr, state_name(state), r->attempt,
+            why ? why : "");
+    write_state(s, t, r->attempt, why ? why : "");
+}
+
+/* The attempt ends without a final state: back to the queue (a failure counts unless the
+ * scheduler itself interrupted it). */
+static void requeue(sch *s, sch_task *t, bool failure, const char *why)
+{
+    sch_rec *r = t->rec;
+    if (failure) {
+        r->failed_attempts++;
+        uint32_t max = r->retry && r->retry->max_attempts ? r->retry->max_attempts
+                                                          : (uint32_t)s->cfg.max_attempts;
+        if (r->failed_attempts >= max) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%.400s (attempt %u of %u)", why, r->failed_attempts, max);
+            finish(s, t, SCH_DEAD, msg);
+            return;
+        }
+        uint32_t init = r->retry && r->retry->initial_backoff_ms ? r->retry->initial_backoff_ms
+                                                                 : (uint32_t)s->cfg.backoff_ms;
+        uint32_t maxb = r->retry && r->retry->max_backoff_ms ? r->retry->max_backoff_ms
+                                                             : (uint32_t)s->cfg.max_backoff_ms;
+        r->not_before_ms = sch_now_ms() + (int64_t)sch_backoff_ms(r->failed_attempts, init, maxb);
+        t->avoid = t->worker;
+        s->retried++;
+    }
+    release_worker(s, t);
+    t->phase = TP_FINISHING;
+    r->state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
+    t->lease_owner[0] = 0;
+    t->lease_expires_ms = 0;
+    sch_rec_set_str(&r->error, why);
+    rpc_log("warn", "task_retry", "task=%s attempt=%u failure=%d error=\"%s\"", t->idstr,
+            r->attempt, failure, why);
+    write_state(s, t, r->attempt, why);
+}
+
+/* ---- running a step ----------------------------------------------------------------------- */
+
+static void run_free(sch_run *run)
+{
+    if (run->call)
+        grpc_call_unref(run->call);
+    if (run->send_bb)
+        grpc_byte_buffer_destroy(run->send_bb);
+    if (run->recv_bb)
+        grpc_byte_buffer_destroy(run->recv_bb);
+    grpc_metadata_array_destroy(&run->md_init);
+    grpc_metadata_array_destroy(&run->md_trail);
+    grpc_slice_unref(run->details);
+    if (run->has_auth)
+        grpc_slice_unref(run->auth.value);
+    if (run->res)
+        protobuf_c_message_free_unpacked(&run->res->base, NULL);
+    free(run);
+}
+
+static void step_ended(sch *s, sch_task *t, sch_run *run);
+
+static void run_maybe_done(sch *s, sch_run *run)
+{
+    if (run->pending > 0)
+        return;
+    sch_task *t = run->t;
+    t->run = NULL;
+    step_ended(s, t, run);
+    run_free(run);
+}
+
+static void run_recv(sch_run *run)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &run->recv_bb;
+    if (grpc_call_start_batch(run->call, &op, 1, &run->tag_recv, NULL) == GRPC_CALL_OK)
+        run->pending++;
+    else
+        run->stream_done = true;
+}
+
+void sch_run_resume(sch_task *t)
+{
+    sch_run *run = t->run;
+    if (!run || !run->recv_paused)
+        return;
+    run->recv_paused = false;
+    run_recv(run);
+}
+
+/* Keeps at most the task's cap of each stream per step, flagging what is cut. */
+static void on_output(sch *s, sch_task *t, sch_run *run, int stream, const ProtobufCBinaryData *d)
+{
+    uint64_t cap = t->rec->output_cap;
+    uint64_t *kept = &run->kept[stream - 1];
+    size_t n = d->len;
+    if (*kept + n > cap) {
+        run->res->truncated = true;
+        n = *kept < cap ? (size_t)(cap - *kept) : 0;
+    }
+    if (n == 0)
+        return;
+    *kept += n;
+    Pm__Scheduler__V1__WatchEvent ev;
+    Pm__Scheduler__V1__OutputChunk oc = PM__SCHEDULER__V1__OUTPUT_CHUNK__INIT;
+    event_init(t, &ev);
+    oc.step = t->step;
+    oc.stream = (uint32_t)stream;
+    oc.data.data = d->data;
+    oc.data.len = n;
+    ev.output = &oc;
+    write_event(s, t, &ev);
+}
+
+static void on_exited(sch_run *run, uint32_t command, const Pm__Executor__V1__Exited *x)
+{
+    Pm__Scheduler__V1__StepResult *r = run->res;
+    run->exited_seen = true;
+    r->exit_code = x->exit_code;
+    r->signal = x->signal;
+    r->timed_out = r->timed_out || x->timed_out;
+    r->cancelled = r->cancelled || x->cancelled;
+    r->wall_us += x->wall_us;
+    r->stdout_bytes += x->stdout_bytes;
+    r->stderr_bytes += x->stderr_bytes;
+    r->truncated = r->truncated || x->truncated;
+    if (x->error && x->error[0])
+        sch_rec_set_str(&r->error, x->error);
+    if (x->exit_code != 0 || x->signal != 0 || x->timed_out)
+        r->failed_command = command;
+}
+
+static void on_run_recv(rpc_tag *tag, bool ok)
+{
+    sch_run *run = rpc_container_of(tag, sch_run, tag_recv);
+    sch_task *t = run->t;
+    sch *s = run->e->w->s;
+    pthread_mutex_lock(&s->mu);
+    run->pending--;
+    if (!ok || !run->recv_bb) {
+        run->stream_done = true;
+        run_maybe_done(s, run);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = rpc_bb_flatten(run->recv_bb, &data, &len);
+    grpc_byte_buffer_destroy(run->recv_bb);
+    run->recv_bb = NULL;
+    Pm__Executor__V1__RunEvent *ev =
+        rc == 0 ? pm__executor__v1__run_event__unpack(NULL, len, data) : NULL;
+    free(data);
+    if (!ev) {
+        sch_rec_set_str(&run->res->error, "the executor sent an event that does not decode");
+        grpc_call_cancel(run->call, NULL);
+        run->stream_done = true;
+    } else {
+        if (ev->stdout_data.len)
+            on_output(s, t, run, 1, &ev->stdout_data);
+        if (ev->stderr_data.len)
+            on_output(s, t, run, 2, &ev->stderr_data);
+        if (ev->exited)
+            on_exited(run, ev->command, ev->exited);
+        pm__executor__v1__run_event__free_unpacked(ev, NULL);
+        /* Backpressure: past the backlog the executor waits (it reads its pipes only as fast
+         * as we take its messages) until the writer catches up. */
+        if (t->backlog >= MAX_BACKLOG)
+            run->recv_paused = true;
+        else
+            run_recv(run);
+    }
+    run_maybe_done(s, run);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_run_start(rpc_tag *tag, bool ok)
+{
+    (void)ok; /* a failed start shows in the status */
+    sch_run *run = rpc_container_of(tag, sch_run, tag_start);
+    sch *s = run->e->w->s;
+    pthread_mutex_lock(&s->mu);
+    run->pending--;
+    run_maybe_done(s, run);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_run_status(rpc_tag *tag, bool ok)
+{
+    (void)ok;
+    sch_run *run = rpc_container_of(tag, sch_run, tag_status);
+    sch *s = run->e->w->s;
+    pthread_mutex_lock(&s->mu);
+    run->pending--;
+    run_maybe_done(s, run);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void start_step(sch *s, sch_task *t);
+
+/* Decides what a finished Run call means for the task. */
+static void step_ended(sch *s, sch_task *t, sch_run *run)
+{
+    sch_rec *r = t->rec;
+    Pm__Scheduler__V1__StepResult *res = run->res;
+    char why[700];
+    const Pm__Scheduler__V1__Step *st = r->pipeline->steps[t->step];
+
+    if (t->cancel_requested) {
+        finish(s, t, SCH_CANCELLED, "cancelled by request");
+        return;
+    }
+    if (t->release_requested) {
+        requeue(s, t, false, "released: the scheduler shut down during the step");
+        return;
+    }
+    if (run->status != GRPC_STATUS_OK) {
+        char *d = grpc_slice_to_c_string(run->details);
+        int64_t now = sch_now_ms();
+        bool total = r->total_timeout_ms && now >= r->started_ms + r->total_timeout_ms;
+        if (run->status == GRPC_STATUS_DEADLINE_EXCEEDED && total) {
+            snprintf(why, sizeof why, "total timeout of %u ms exceeded in step %u (%.100s)",
+                     r->total_timeout_ms, t->step + 1, st->executor);
+            free(d);
+            finish(s, t, SCH_FAILED, why);
+            return;
+        }
+        if (run->status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+            snprintf(why, sizeof why, "step %u (%.100s) timed out", t->step + 1, st->executor);
+            free(d);
+            finish(s, t, SCH_FAILED, why);
+            return;
+        }
+        snprintf(why, sizeof why, "step %u: executor %.100s at %.200s: %s: %.200s", t->step + 1,
+                 st->executor, run->e->target, rpc_status_name(run->status), d ? d : "");
+        free(d);
+        switch (run->status) {
+        case GRPC_STATUS_INVALID_ARGUMENT:
+        case GRPC_STATUS_PERMISSION_DENIED:
+        case GRPC_STATUS_UNAUTHENTICATED:
+        case GRPC_STATUS_UNIMPLEMENTED:
+            /* The same request would be refused again. */
+            finish(s, t, SCH_FAILED, why);
+            return;
+        case GRPC_STATUS_UNAVAILABLE:
+            sch_exec_failed(run->e, why);
+            break;
+        default:
+            break;
+        }
+        requeue(s, t, true, why);
+        return;
+    }
+    if (!run->exited_seen) {
+        snprintf(why, sizeof why, "step %u: executor %.100s ended the call without an exit",
+                 t->step + 1, st->executor);
+        requeue(s, t, true, why);
+        return;
+    }
+
+    /* The executor ran the step: record its result. */
+    Pm__Scheduler__V1__StepResult **v = realloc(r->steps, (r->n_steps + 1) * sizeof *v);
+    if (v) {
+        r->steps = v;
+        v[r->n_steps++] = res;
+        run->res = NULL;
+    }
+    Pm__Scheduler__V1__WatchEvent ev;
+    event_init(t, &ev);
+    ev.step_exited = v ? res : run->res;
+    write_event(s, t, &ev);
+
+    bool failed = res->exit_code != 0 || res->signal != 0 || res->timed_out;
+    if (!failed) {
+        if (t->step + 1 < r->pipeline->n_steps) {
+            t->step++;
+            start_step(s, t);
+        } else {
+            finish(s, t, SCH_SUCCEEDED, NULL);
+        }
+        return;
+    }
+    if (res->timed_out)
+        snprintf(why, sizeof why, "step %u (%.100s) command %u timed out", t->step + 1,
+                 st->executor, res->failed_command + 1);
+    else if (res->signal)
+        snprintf(why, sizeof why, "step %u (%.100s) command %u was killed by signal %d",
+                 t->step + 1, st->executor, res->failed_command + 1, res->signal);
+    else
+        snprintf(why, sizeof why, "step %u (%.100s) command %u exited with %d%s%.200s", t->step + 1,
+                 st->executor, res->failed_command + 1, res->exit_code, res->error[0] ? ": " : "",
+                 res->error);
+    bool retryable = false;
+    for (size_t i = 0; r->retry && i < r->retry->n_retryable_exit_codes; i++)
+        if (r->retry->retryable_exit_codes[i] == res->exit_code && !res->signal && !res->timed_out)
+            retryable = true;
+    if (retryable)
+        requeue(s, t, true, why);
+    else
+        finish(s, t, SCH_FAILED, why);
+}
+
+static uint32_t step_timeout(const sch_rec *r, const Pm__Scheduler__V1__Step *st)
+{
+    return st->timeout_ms ? st->timeout_ms : r->step_timeout_ms;
+}
+
+static grpc_byte_buffer *run_request(const sch_task *t, const Pm__Scheduler__V1__Step *st,
+                                     uint32_t timeout_ms)
+{
+    size_t n = st->n_commands;
+    Pm__Executor__V1__Command *cmds = calloc(n, sizeof *cmds);
+    Pm__Executor__V1__Command **pc = calloc(n, sizeof *pc);
+    grpc_byte_buffer *bb = NULL;
+    if (!cmds || !pc)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        pm__executor__v1__command__init(&cmds[i]);
+        cmds[i].shell = sch_pipeline_fill_builtin(st->commands[i], t->idstr);
+        if (!cmds[i].shell)
+            goto out;
+        pc[i] = &cmds[i];
+    }
+    Pm__Executor__V1__RunRequest req = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
+    req.n_commands = n;
+    req.commands = pc;
+    req.timeout_ms = timeout_ms;
+    req.output_cap = t->rec->output_cap;
+    size_t len = pm__executor__v1__run_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf) {
+        pm__executor__v1__run_request__pack(&req, buf);
+        grpc_slice sl = grpc_slice_new(buf, len, free);
+        bb = grpc_raw_byte_buffer_create(&sl, 1);
+        grpc_slice_unref(sl);
+    }
+out:
+    for (size_t i = 0; cmds && i < n; i++)
+        if (cmds[i].shell != protobuf_c_empty_string)
+            free(cmds[i].shell);
+    free(cmds);
+    free(pc);
+    return bb;
+}
+
+static gpr_timespec deadline_in(int64_t ms)
+{
+    if (ms <= 0)
+        ms = 1;
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+/* Starts step t->step on the leased worker. */
+static void start_step(sch *s, sch_task *t)
+{
+    sch_rec *r = t->rec;
+    const Pm__Scheduler__V1__Step *st = r->pipeline->steps[t->step];
+    char why[400];
+    t->phase = TP_RUNNING;
+    sch_exec *e = sch_worker_exec(t->worker, st->executor);
+    if (!e) {
+        snprintf(why, sizeof why, "worker %.100s has no executor \"%.100s\"", t->worker->name,
+                 st->executor);
+        requeue(s, t, true, why);
+        return;
+    }
+    int64_t now = sch_now_ms();
+    int64_t left = INT64_MAX;
+    uint32_t stm = step_timeout(r, st);
+    if (stm)
+        left = stm;
+    if (r->total_timeout_ms) {
+        int64_t total_left = r->started_ms + r->total_timeout_ms - now;
+        if (total_left <= 0) {
+            snprintf(why, sizeof why, "total timeout of %u ms exceeded before step %u",
+                     r->total_timeout_ms, t->step + 1);
+            finish(s, t, SCH_FAILED, why);
+            return;
+        }
+        if (total_left < left)
+            left = total_left;
+    }
+    sch_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        requeue(s, t, false, "out of memory starting a step");
+        return;
+    }
+    run->t = t;
+    run->e = e;
+    run->tag_start.fn = on_run_start;
+    run->tag_recv.fn = on_run_recv;
+    run->tag_status.fn = on_run_status;
+    run->details = grpc_empty_slice();
+    grpc_metadata_array_init(&run->md_init);
+    grpc_metadata_array_init(&run->md_trail);
+    run->res = malloc(sizeof *run->res);
+    run->send_bb = run_request(t, st, stm);
+    if (!run->res || !run->send_bb) {
+        free(run->res);
+        run->res = NULL;
+        run_free(run);
+        requeue(s, t, false, "out of memory starting a step");
+        return;
+    }
+    pm__scheduler__v1__step_result__init(run->res);
+    run->res->step = t->step;
+    run->res->attempt = r->attempt;
+    run->res->executor = sch_xstrdup(st->executor);
+
+    gpr_timespec dl = left == INT64_MAX ? gpr_inf_future(GPR_CLOCK_MONOTONIC) : deadline_in(left);
+    grpc_slice method = grpc_slice_from_static_string(EXEC_RUN_METHOD);
+    run->call = grpc_channel_create_call(e->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
+                                         dl, NULL);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (s->executor_token) {
+        char hdr[4200];
+        snprintf(hdr, sizeof hdr, "Bearer %.4096s", s->executor_token);
+        run->auth.key = grpc_slice_from_static_string("authorization");
+        run->auth.value = grpc_slice_from_copied_string(hdr);
+        run->has_auth = true;
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &run->auth;
+    }
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = run->send_bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &run->md_init;
+    if (!run->call || grpc_call_start_batch(run->call, ops, 4, &run->tag_start, NULL) != 0) {
+        run_free(run);
+        requeue(s, t, true, "could not start the call to the executor");
+        return;
+    }
+    run->pending++;
+    grpc_op sop;
+    memset(&sop, 0, sizeof sop);
+    sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    sop.data.recv_status_on_client.trailing_metadata = &run->md_trail;
+    sop.data.recv_status_on_client.status = &run->status;
+    sop.data.recv_status_on_client.status_details = &run->details;
+    if (grpc_call_start_batch(run->call, &sop, 1, &run->tag_status, NULL) == GRPC_CALL_OK)
+        run->pending++;
+    run_recv(run);
+    t->run = run;
+
+    Pm__Scheduler__V1__WatchEvent ev;
+    Pm__Scheduler__V1__StepStarted ss = PM__SCHEDULER__V1__STEP_STARTED__INIT;
+    event_init(t, &ev);
+    ss.step = t->step;
+    ss.executor = st->executor;
+    ss.worker = t->worker->name;
+    ev.step_started = &ss;
+    write_event(s, t, &ev);
+}
+
+/* ---- leasing ------------------------------------------------------------------------------- */
+
+void sch_lease_committed(sch *s, sch_task *t, int rc)
+{
+    if (rc == -ESTALE) {
+        /* Another scheduler took the task meanwhile: it is theirs now. */
+        rpc_log("warn", "lease_lost", "task=%s attempt=%u", t->idstr, t->rec->attempt);
+        release_worker(s, t);
+        t->phase = TP_FOREIGN;
+        return;
+    }
+    if (rc < 0) {
+        t->rec->attempt--;
+        release_worker(s, t);
+        t->rec->state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
+        t->rec->not_before_ms = sch_now_ms() + 1000;
+        enqueue(s, t);
+        return;
+    }
+    if (t->cancel_requested) {
+        finish(s, t, SCH_CANCELLED, "cancelled by request");
+        return;
+    }
+    if (s->shutting_down) {
+        requeue(s, t, false, "released: the scheduler is shutting down");
+        return;
+    }
+    t->step = 0;
+    start_step(s, t);
+}
+
+static void lease(sch *s, sch_task *t, sch_worker *w)
+{
+    sch_rec *r = t->rec;
+    uint32_t old = r->attempt;
+    t->worker = w;
+    w->busy++;
+    t->phase = TP_LEASING;
+    r->attempt++;
+    r->state = PM__SCHEDULER__V1__TASK_STATE__RUNNING;
+    sch_rec_set_str(&r->worker, w->name);
+    sch_rec_set_str(&r->error, "");
+    for (size_t i = 0; i < r->n_steps; i++)
+        protobuf_c_message_free_unpacked(&r->steps[i]->base, NULL);
+    free(r->steps);
+    r->steps = NULL;
+    r->n_steps = 0;
+    r->not_before_ms = 0;
+    if (!r->started_ms)
+        r->started_ms = sch_now_ms();
+    snprintf(t->lease_owner, sizeof t->lease_owner, "%s", s->cfg.id);
+    t->lease_expires_ms = sch_now_ms() + (int64_t)s->cfg.lease_ttl_ms;
+    s->started++;
+    char msg[300];
+    snprintf(msg, sizeof msg, "attempt %u on worker %.200s", r->attempt, w->name);
+    write_state(s, t, old, msg);
+}
+
+void sch_dispatch(sch *s)
+{
+    if (s->shutting_down || s->cfg.paused)
+        return;
+    for (size_t i = 0; i < s->n_pools; i++) {
+        sch_pool *p = &s->pools[i];
+        while (p->n_heap > 0) {
+            sch_task *t = p->heap[0];
+            sch_worker *w = sch_worker_pick(p, t->avoid);
+            if (!w)
+                break;
+            heap_remove(p, t);
+            lease(s, t, w);
+        }
+    }
+}
+
+/* ---- adoption, recovery, cancel, requeue ----------------------------------------------------- */
+
+void sch_task_adopt(sch *s, sch_task *t)
+{
+    t->next_seq = t->rec->last_seq + 1;
+    t->committed_seq = t->rec->last_seq;
+    task_insert(s, t);
+    enqueue(s, t);
+    sch_dispatch(s);
+}
+
+static int count_events(uint64_t seq, const uint8_t *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    uint64_t *max = arg;
+    if (seq > *max)
+        *max = seq;
+    return 0;
+}
+
+typedef struct {
+    sch *s;
+    int err;
+    char msg[256];
+} recover_ctx;
+
+static int recover_row(const sch_task_row *row, void *arg)
+{
+    recover_ctx *rc = arg;
+    sch *s = rc->s;
+    sch_task *t = calloc(1, sizeof *t);
+    sch_rec *r = t ? sch_rec_from_row(row) : NULL;
+    if (!r) {
+        free(t);
+        snprintf(rc->msg, sizeof rc->msg, "task %" PRId64 ": its record does not decode", row->id);
+        rc->err = -EINVAL;
+        return 1;
+    }
+    t->id = row->id;
+    snprintf(t->idstr, sizeof t->idstr, "%" PRId64, row->id);
+    t->rec = r;
+    snprintf(t->lease_owner, sizeof t->lease_owner, "%s", row->lease_owner);
+    t->lease_expires_ms = row->lease_expires_ms;
+    /* Events may be newer than the row's last_seq (they are appended without rewriting it). */
+    uint64_t last = row->last_seq;
+    s->reader->ops->events_read(s->reader, row->id, row->last_seq, UINT32_MAX, count_events, &last);
+    r->last_seq = last;
+    char err[256];
+    sch_pipeline *pipe = NULL;
+    if (sch_pipeline_from_pb(r->pipeline, &pipe, err, sizeof err) == 0) {
+        t->pool = sch_pool_for(s, r->pool, pipe, err, sizeof err);
+        sch_pipeline_free(pipe);
+    }
+    t->next_seq = last + 1;
+    t->committed_seq = last;
+    task_insert(s, t);
+    if (!t->pool) {
+        /* The workers config no longer has a pool for it: fail it rather than keep it forever. */
+        t->phase = TP_FINISHING;
+        char why[400];
+        snprintf(why, sizeof why, "no worker pool can run it any more: %.300s", err);
+        finish(s, t, SCH_FAILED, why);
+        return 0;
+    }
+    if (row->state == SCH_QUEUED) {
+        enqueue(s, t);
+    } else if (sch_lease_reclaimable(row->lease_owner, row->lease_expires_ms, s->cfg.id,
+                                     sch_now_ms())) {
+        char why[300];
+        snprintf(why, sizeof why, "attempt %u interrupted: the lease of %.100s was recovered",
+                 r->attempt, row->lease_owner[0] ? row->lease_owner : "nobody");
+        requeue(s, t, false, why);
+    } else {
+        t->phase = TP_FOREIGN;
+    }
+    return 0;
+}
+
+int sch_tasks_recover(sch *s, char *err, size_t errlen)
+{
+    recover_ctx rc = {.s = s};
+    pthread_mutex_lock(&s->mu);
+    int r = s->reader->ops->tasks_active(s->reader, recover_row, &rc);
+    pthread_mutex_unlock(&s->mu);
+    if (rc.err) {
+        snprintf(err, errlen, "%s", rc.msg);
+        return rc.err;
+    }
+    if (r < 0) {
+        snprintf(err, errlen, "loading active tasks: %s", sch_store_error(s->store));
+        return r;
+    }
+    rpc_log("info", "recovered", "active=%zu", s->n_active);
+    return 0;
+}
+
+grpc_status_code sch_task_cancel(sch *s, sch_task *t, sch_call *c, char *msg, size_t len)
+{
+    switch (t->phase) {
+    case TP_QUEUED:
+        heap_remove(t->pool, t);
+        delayed_remove(s, t);
+        finish(s, t, SCH_CANCELLED, "cancelled by request");
+        break;
+    case TP_LEASING:
+        t->cancel_requested = true;
+        break;
+    case TP_RUNNING:
+        t->cancel_requested = true;
+        if (t->run)
+            grpc_call_cancel(t->run->call, NULL);
+        break;
+    case TP_FINISHING:
+        if (!state_final(t->rec->state))
+            t->cancel_requested = true;
+        break;
+    case TP_FOREIGN:
+        snprintf(msg, len, "task %s runs under the lease of scheduler %s", t->idstr,
+                 t->lease_owner);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    c->next_waiter = t->waiters;
+    t->waiters = c;
+    return GRPC_STATUS_OK;
+}
+
+static void requeue_committed(sch *s, sch_op *op)
+{
+    sch_call *c = op->arg;
+    pthread_mutex_lock(&s->mu);
+    sch_task *t = op->t;
+    if (op->rc < 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "task %s could not be requeued: %.200s", t->idstr, op->error);
+        sch_reply(c, NULL, op->rc == -ESTALE ? GRPC_STATUS_ABORTED : GRPC_STATUS_UNAVAILABLE, msg);
+        pthread_mutex_unlock(&s->mu);
+        sch_task_free(t);
+        sch_op_free(op);
+        return;
+    }
+    t->committed_seq = op->events[op->n_events - 1].seq;
+    sch_reply(c, &t->rec->base, GRPC_STATUS_OK, NULL);
+    sch_task_adopt(s, t);
+    pthread_mutex_unlock(&s->mu);
+    sch_op_free(op);
+}
+
+typedef struct {
+    sch_task_row row;
+    sch_rec *rec;
+} loaded;
+
+static int load_row(const sch_task_row *row, void *arg)
+{
+    loaded *l = arg;
+    l->row = *row;
+    l->row.record = NULL;
+    l->rec = sch_rec_from_row(row);
+    return 0;
+}
+
+grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, size_t len)
+{
+    if (sch_task_find(s, id)) {
+        snprintf(msg, len, "task %" PRId64 " is still active", id);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    loaded l = {0};
+    pthread_mutex_lock(&s->reader_mu);
+    int rc = s->reader->ops->task_get(s->reader, id, load_row, &l);
+    pthread_mutex_unlock(&s->reader_mu);
+    if (rc == -ENOENT) {
+        snprintf(msg, len, "no task %" PRId64, id);
+        return GRPC_STATUS_NOT_FOUND;
+    }
+    if (rc < 0 || !l.rec) {
+        snprintf(msg, len, "task %" PRId64 " could not be read", id);
+        if (l.rec)
+            protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    if (l.row.state == SCH_SUCCEEDED || !state_final(l.row.state)) {
+        snprintf(msg, len,
+                 "task %" PRId64 " is %s; only FAILED, CANCELLED or DEAD tasks can be "
+                 "requeued",
+                 id, state_name(l.row.state));
+        protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    sch_task *t = calloc(1, sizeof *t);
+    char err[256];
+    sch_pipeline *pipe = NULL;
+    if (t && sch_pipeline_from_pb(l.rec->pipeline, &pipe, err, sizeof err) == 0) {
+        t->pool = sch_pool_for(s, l.rec->pool, pipe, err, sizeof err);
+        sch_pipeline_free(pipe);
+    }
+    if (!t || !t->pool) {
+        snprintf(msg, len, "task %" PRId64 " cannot run here: %.200s", id, t ? err : "no memory");
+        free(t);
+        protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    /* Every event of the old attempts stays; the new ones follow on. */
+    uint64_t last = l.row.last_seq;
+    pthread_mutex_lock(&s->reader_mu);
+    s->reader->ops->events_read(s->reader, id, last, UINT32_MAX, count_events, &last);
+    pthread_mutex_unlock(&s->reader_mu);
+    t->id = id;
+    snprintf(t->idstr, sizeof t->idstr, "%" PRId64, id);
+    t->rec = l.rec;
+    t->next_seq = last + 1;
+    t->rec->state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
+    t->rec->failed_attempts = 0;
+    t->rec->finished_ms = 0;
+    t->rec->started_ms = 0;
+    t->rec->not_before_ms = 0;
+    sch_rec_set_str(&t->rec->error, "");
+    sch_op *op = sch_op_new(OP_TASK);
+    Pm__Scheduler__V1__WatchEvent ev;
+    event_init(t, &ev);
+    ev.state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
+    ev.message = (char *)"requeued";
+    t->rec->updated_ms = ev.time_ms;
+    if (!op || sch_op_event(op, &ev) < 0 || sch_op_task(op, t) < 0) {
+        sch_op_free(op);
+        sch_task_free(t);
+        snprintf(msg, len, "out of memory");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    op->expect_attempt = t->rec->attempt;
+    op->done = requeue_committed;
+    op->arg = c;
+    sch_write(s, op);
+    return GRPC_STATUS_OK;
+}
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+void sch_tasks_tick(sch *s)
+{
+    int64_t now = sch_now_ms();
+    for (sch_task **pp = &s->delayed; *pp;) {
+        sch_task *t = *pp;
+        if (t->rec->not_before_ms <= now) {
+            *pp = t->next_delayed;
+            t->delayed = false;
+            if (heap_push(t->pool, t) < 0) {
+                t->delayed = true;
+                t->next_delayed = *pp;
+                *pp = t;
+                pp = &t->next_delayed;
+            }
+        } else {
+            pp = &t->next_delayed;
+        }
+    }
+    /* Foreign leases that expired come to us (replicas; or a previous instance's name). */
+    for (size_t b = 0; b < SCH_TASK_BUCKETS; b++)
+        for (sch_task *t = s->buckets[b]; t; t = t->hnext)
+            if (t->phase == TP_FOREIGN && t->lease_expires_ms <= now)
+                requeue(s, t, false, "the lease of another scheduler expired");
+    uint64_t now_us = rpc_now_us();
+    if (now_us >= s->renew_at_us) {
+        s->renew_at_us = now_us + s->cfg.lease_ttl_ms * 1000 / 3;
+        sch_op *op = sch_op_new(OP_RENEW);
+        if (op) {
+            op->lease_owner = sch_xstrdup(s->cfg.id);
+            op->row.lease_expires_ms = now + (int64_t)s->cfg.lease_ttl_ms;
+            sch_write(s, op);
+        }
+    }
+    sch_dispatch(s);
+}
+
+size_t sch_tasks_running(sch *s)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < SCH_TASK_BUCKETS; b++)
+        for (sch_task *t = s->buckets[b]; t; t = t->hnext)
+            if (t->phase == TP_LEASING || t->phase == TP_RUNNING ||
+                (t->phase == TP_FINISHING && t->writes > 0))
+                n++;
+    return n;
+}
+
+void sch_tasks_release_all(sch *s)
+{
+    for (size_t b = 0; b < SCH_TASK_BUCKETS; b++)
+        for (sch_task *t = s->buckets[b]; t; t = t->hnext)
+            if (t->phase == TP_RUNNING || t->phase == TP_LEASING) {
+                t->release_requested = true;
+                if (t->run)
+                    grpc_call_cancel(t->run->call, NULL);
+            }
+}

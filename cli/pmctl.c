@@ -58,6 +58,8 @@ static const subcommand subcommands[] = {
      "ask a server's grpc.health.v1 service", cmd_health},
     {"legacy", "Direct mode (calls executors itself, no scheduler)",
      "call the original exec.ExecService/ExecuteCommands", cmd_legacy},
+    {"run", "Direct mode (calls executors itself, no scheduler)",
+     "run a pipeline JSON step by step on one worker's executors", cmd_run},
     {"submit", "Scheduler mode (talks to pm-scheduler at --scheduler)",
      "submit a pipeline (file or stored), optionally --watch it", cmd_submit},
     {"watch", "Scheduler mode (talks to pm-scheduler at --scheduler)",

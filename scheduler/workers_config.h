@@ -21,6 +21,13 @@
  * the scheduler's own host; meant for the one-machine setup and a scheduler inside the pod).
  * Pool names are unique and non-empty ([A-Za-z0-9_.-]); executor names are non-empty. Comments are
  * not JSON: the // above are only for this header.
+ *
+ * Also checked: a worker is a host name, an IPv4 address or an IPv6 literal (bare or in brackets,
+ * stored bare), never "host:port", and is listed once per pool; "dns" is a host name;
+ * "resolveIntervalMs" (1..2^32-1) goes only with "dns"; "slots" is 1..SCH_CONFIG_MAX_SLOTS;
+ * "executors" has 1..SCH_CONFIG_MAX_EXECUTORS entries; a unix path is at most 107 bytes (what
+ * sun_path holds). "pools": [] and "workers": [] are accepted (an idle configuration). Unknown
+ * members are refused. Caps beyond the limits below are -EINVAL with a message.
  */
 #ifndef PM_SCHEDULER_WORKERS_CONFIG_H
 #define PM_SCHEDULER_WORKERS_CONFIG_H
@@ -36,8 +43,8 @@
 
 typedef struct {
     char *name;
-    uint16_t port;    /* 0 when unix_path is set */
-    char *unix_path;  /* NULL when port is set */
+    uint16_t port;   /* 0 when unix_path is set */
+    char *unix_path; /* NULL when port is set */
 } sch_exec_ref;
 
 typedef struct {

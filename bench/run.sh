@@ -90,11 +90,8 @@ fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 
-log() { echo "bench: $*" >&2; }
-die() {
-    echo "bench: FAIL: $*" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # ---- build -----------------------------------------------------------------------------------
 if [ -z "$bin_root" ]; then
@@ -143,23 +140,6 @@ trap cleanup EXIT
 
 # ---- helpers ---------------------------------------------------------------------------------
 
-# kv LINE KEY: the value of KEY=... in a result line.
-kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
-
-# median: of the numbers on stdin.
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
-maxof() { sort -g | tail -n 1; }
-
-# Per-metric value files: record METRIC VALUE appends one repetition's value.
-record() { echo "$2" >>"$scratch/m.$1"; }
-med() { median <"$scratch/m.$1"; }
-rng() { minmax <"$scratch/m.$1"; }
-
 # start_executor NAME [FLAGS...]: starts the static executor on a free loopback port and waits
 # until it serves; sets exe_pid and exe_addr. Retries when another process took the port in
 # between.
@@ -195,18 +175,6 @@ stop_executor() {
     [ "$rc" = 0 ] || die "executor $pid exited with status $rc on SIGTERM"
 }
 
-# run_step LABEL CMD...: runs one benchmark program, echoes its result line, fails loudly.
-run_step() {
-    local label="$1" line
-    shift
-    if ! line="$("$@" 2>>"$scratch/client.log")"; then
-        tail -n 5 "$scratch/client.log" >&2
-        die "$label failed: $*"
-    fi
-    echo "$line" >>"$scratch/raw.txt"
-    echo "$line"
-}
-
 # executor_split KEY EVENT: median of KEY (a number in ms) over the executor's log lines of
 # EVENT for the calls at 1 in flight, in µs; "n/a" when the log does not carry it.
 executor_split() {
@@ -224,10 +192,6 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13, $14 + $15}
 clk_tck="$(getconf CLK_TCK)"
 # per_unit TICKS DIVISOR SCALE: TICKS converted to seconds, times SCALE, divided by DIVISOR.
 per_unit() { awk -v t="$1" -v d="$2" -v k="$3" -v c="$clk_tck" 'BEGIN { printf "%.3f", (d > 0 ? t / c * k / d : 0) }'; }
-
-kb_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-# yesno EXPR: "yes" when the awk expression EXPR (numbers only) holds.
-yesno() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 
 # ---- machine ---------------------------------------------------------------------------------
 started_at="$(date -u '+%Y-%m-%d %H:%M UTC')"

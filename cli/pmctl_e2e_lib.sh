@@ -64,7 +64,6 @@ show() {
 }
 
 [ -x "$pmctl" ] || fail "missing $pmctl (//cli:pmctl)"
-[ -x "$executor" ] || fail "missing $executor (//executor:pm-executor)"
 [ -x "$python" ] || fail "missing $python (used for a free port and to parse JSON)"
 
 # pmctl and pm-executor read PM_<FLAG> from the environment; a stray one (a token file, a

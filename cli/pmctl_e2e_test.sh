@@ -13,6 +13,7 @@ set -u
 root="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-pm}"
 [ -d "$root/cli" ] || root="$PWD"
 . "$root/cli/pmctl_e2e_lib.sh"
+[ -x "$executor" ] || fail "missing $executor (//executor:pm-executor)"
 
 # ---- one executor on loopback for the plain cases ------------------------------------------
 

@@ -15,13 +15,7 @@ root="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-pm}"
 [ -d "$root/cli" ] || root="$PWD"
 . "$root/cli/pmctl_e2e_lib.sh"
 
-[ -x "$pmctl" ] || fail "missing $pmctl (//cli:pmctl)"
 [ -x "$executor" ] || fail "missing $executor (//executor:pm-executor)"
-[ -x "$python" ] || fail "missing $python (used for a free port and to parse JSON)"
-
-for v in $(env | sed -n 's/^\(PM_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
 
 # ---- three executors of one "pod" ------------------------------------------------------------
 

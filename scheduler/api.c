@@ -524,6 +524,7 @@ static void handle_submit(sch *s, sch_call *c, Pm__Scheduler__V1__SubmitRequest 
                              .record_len = len};
     op->arg = c;
     op->arg2 = pool;
+    op->durable = true;
     op->done = submit_done;
     sch_write(s, op);
     op = NULL;
@@ -814,6 +815,7 @@ static void handle_put_pipeline(sch *s, sch_call *c, Pm__Scheduler__V1__PutPipel
     protobuf_c_message_pack(&info.base, op->rec_buf);
     op->row.record_len = len;
     op->arg = c;
+    op->durable = true;
     op->done = put_done;
     sch_write(s, op);
     code = GRPC_STATUS_OK;

@@ -211,6 +211,7 @@ struct sch_op {
     size_t n_events;
     size_t output_bytes; /* of the events, for the task's backlog */
     char *name;          /* OP_PIPELINE */
+    bool durable;        /* acknowledges something: its commit must be fsynced */
     int rc;              /* the store's answer */
     char error[256];
     uint8_t *existing; /* OP_SUBMIT: the record of the task with the same key */

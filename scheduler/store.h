@@ -68,6 +68,13 @@ typedef struct sch_store_ops {
     int (*begin)(sch_store *s);
     int (*commit)(sch_store *s);
     void (*rollback)(sch_store *s);
+    /*
+     * How the following commits are made durable (called outside a transaction): full, each
+     * commit is on disk before it returns (what an acknowledgement needs); otherwise a commit
+     * survives a crash of the process but may be lost, with every later one, to a power failure
+     * or a kernel crash (SQLite WAL with synchronous=NORMAL). Returns 0 or a negative errno.
+     */
+    int (*set_full_sync)(sch_store *s, bool full);
 
     /*
      * Inserts row (its id is ignored) and sets *id. When row->idem_key is not empty and a task

@@ -2,10 +2,11 @@
  * The SQLite backend of the scheduler's store (see store.h for the contract). One handle is one
  * sqlite3 connection with every statement prepared once at open, since the writer thread runs
  * thousands of them a second and parsing SQL each time would cost more than the work itself.
- * The file is in WAL mode with synchronous=FULL, so a commit is one fsync of the log and readers
- * on a second handle see the last committed state while the writer holds a transaction open.
- * The schema carries its version in PRAGMA user_version and is brought up to date at open by the
- * migrations below, in one transaction, so that a later version can add to it safely.
+ * The file is in WAL mode with synchronous=FULL (set_full_sync may lower it to NORMAL for commits
+ * that acknowledge nothing), so a commit is one fsync of the log and readers on a second handle see
+ * the last committed state while the writer holds a transaction open. The schema carries its
+ * version in PRAGMA user_version and is brought up to date at open by the migrations below, in one
+ * transaction, so that a later version can add to it safely.
  *
  * Choices beyond the header: task_update never changes idem_key (the key names the submission
  * for as long as the task exists, and a row rebuilt from a record must not lose it); a limit or
@@ -140,6 +141,7 @@ typedef struct {
     sqlite3 *db;
     char *path;
     bool read_only;
+    bool full_sync; /* what PRAGMA synchronous is now: FULL or NORMAL */
     sqlite3_stmt *st[ST_COUNT];
 } sqlite_store;
 
@@ -356,6 +358,21 @@ static int sq_commit(sch_store *base)
         memcpy(s->base.error, msg, sizeof msg);
     }
     return ret;
+}
+
+static int sq_set_full_sync(sch_store *base, bool full)
+{
+    sqlite_store *s = from(base);
+    if (full == s->full_sync)
+        return 0;
+    if (!sqlite3_get_autocommit(s->db))
+        return fail(s, -EINVAL, "set_full_sync: a transaction is open");
+    int rc = sqlite3_exec(s->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, "set_full_sync");
+    s->full_sync = full;
+    return 0;
 }
 
 /* ---- tasks ---- */
@@ -750,6 +767,7 @@ int sch_store_open_sqlite(const char *path, const sch_sqlite_options *o, sch_sto
         ret = db_fail(s, rc, "pragmas");
         goto fail;
     }
+    s->full_sync = true;
     if ((ret = o->read_only ? check_schema(s) : migrate(s)) < 0)
         goto fail;
 
@@ -780,6 +798,7 @@ static const sch_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .set_full_sync = sq_set_full_sync,
     .task_insert = sq_task_insert,
     .task_update = sq_task_update,
     .task_get = sq_task_get,

@@ -309,6 +309,7 @@ static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char
     }
     op->expect_attempt = expect_attempt;
     op->done = op_done;
+    op->durable = t->waiters != NULL; /* a Cancel is answered by this write */
     t->writes++;
     sch_write(s, op);
 }
@@ -1048,6 +1049,14 @@ int sch_tasks_recover(sch *s, char *err, size_t errlen)
 
 grpc_status_code sch_task_cancel(sch *s, sch_task *t, sch_call *c, char *msg, size_t len)
 {
+    if (t->phase == TP_FOREIGN) {
+        snprintf(msg, len, "task %s runs under the lease of scheduler %s", t->idstr,
+                 t->lease_owner);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    /* First, so that the write that ends the task knows it answers a Cancel. */
+    c->next_waiter = t->waiters;
+    t->waiters = c;
     switch (t->phase) {
     case TP_QUEUED:
         heap_remove(t->pool, t);
@@ -1067,12 +1076,8 @@ grpc_status_code sch_task_cancel(sch *s, sch_task *t, sch_call *c, char *msg, si
             t->cancel_requested = true;
         break;
     case TP_FOREIGN:
-        snprintf(msg, len, "task %s runs under the lease of scheduler %s", t->idstr,
-                 t->lease_owner);
-        return GRPC_STATUS_FAILED_PRECONDITION;
+        break;
     }
-    c->next_waiter = t->waiters;
-    t->waiters = c;
     return GRPC_STATUS_OK;
 }
 
@@ -1181,6 +1186,7 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
     }
     op->expect_attempt = t->rec->attempt;
     op->done = requeue_committed;
+    op->durable = true;
     op->arg = c;
     sch_write(s, op);
     return GRPC_STATUS_OK;

@@ -188,7 +188,16 @@ static void *writer_main(void *arg)
             continue;
         }
         sch_store *st = s->store;
-        int brc = st->ops->begin(st);
+        /* Only a batch that acknowledges something (a Submit, a pipeline, a Cancel, a Requeue)
+         * pays for an fsync; progress (leases, events, results) rides on the next one, and a
+         * crash of the process loses none of it either way: only a power failure could, and
+         * then the task just runs again (at-least-once). */
+        bool durable = false;
+        for (sch_op *op = batch; op && !durable; op = op->next)
+            durable = op->durable;
+        int brc = st->ops->set_full_sync(st, durable);
+        if (brc == 0)
+            brc = st->ops->begin(st);
         size_t n = 0;
         if (brc == 0) {
             for (sch_op *op = batch; op; op = op->next, n++) {

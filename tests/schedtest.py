@@ -127,10 +127,12 @@ class Pod:
         return os.path.join(self.dir, name)
 
     def kill9(self, name):
+        """SIGKILL to one executor (start(name) brings it back on the same socket)."""
         e = self.execs[name]
         e.close_channel()
         os.kill(e.pid, signal.SIGKILL)
         e.proc.wait(SETTLE_TIMEOUT)
+        e.kill()  # closes its log
 
     def assert_running(self, testcase):
         for e in self.execs.values():
@@ -165,8 +167,9 @@ class Scheduler:
     """One pm-scheduler process; restart() starts it again on the same db, port and --id."""
 
     def __init__(self, workers, args=(), db=None, sched_id="sched-test", log_name="scheduler",
-                 paused=False, wait=True, health_interval_ms=200):
+                 paused=False, wait=True, health_interval_ms=200, token=None):
         self.workers = workers
+        self.token = token
         self.db = db or os.path.join(tempfile.mkdtemp(prefix="db-", dir=tmpdir()), "sched.db")
         self.port = free_port()
         self.target = "127.0.0.1:%d" % self.port
@@ -255,7 +258,7 @@ class Scheduler:
         return self._channel
 
     def client(self):
-        return SchedulerClient(self.channel())
+        return SchedulerClient(self.channel(), self.token)
 
     def close_channel(self):
         if self._channel is not None:
@@ -336,8 +339,9 @@ def pipeline_json(*steps):
 class SchedulerClient:
     """pm.scheduler.v1.Scheduler over a channel: one method per RPC."""
 
-    def __init__(self, channel):
+    def __init__(self, channel, token=None):
         self.channel = channel
+        self.token = token
         self._calls = {}
         for name, (req, resp, streaming) in _METHODS.items():
             make = channel.unary_stream if streaming else channel.unary_unary
@@ -346,13 +350,13 @@ class SchedulerClient:
                                      response_deserializer=resp.FromString)
 
     def call(self, name, req, timeout=CALL_TIMEOUT, **kw):
-        return self._calls[name](req, timeout=timeout, **kw)
+        return self._calls[name](req, timeout=timeout, metadata=pmtest._meta(self.token), **kw)
 
     def raw(self, method, data, timeout=CALL_TIMEOUT):
         """A unary call with raw request bytes; returns the raw reply bytes."""
         fn = self.channel.unary_unary(method, request_serializer=identity,
                                       response_deserializer=identity)
-        return fn(data, timeout=timeout)
+        return fn(data, timeout=timeout, metadata=pmtest._meta(self.token))
 
     def submit_req(self, req, timeout=CALL_TIMEOUT, **kw):
         return self.call("Submit", req, timeout, **kw)

@@ -21,6 +21,7 @@ import unittest  # noqa: E402
 
 import grpc  # noqa: E402
 
+import pmtest  # noqa: E402
 import schedtest  # noqa: E402
 from pmtest import wait_until  # noqa: E402
 from schedtest import (CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, check_seqs,  # noqa
@@ -96,6 +97,11 @@ class SchedulerTestCase(unittest.TestCase):
         for s in substrings:
             self.assertIn(s, e.details())
         return e
+
+    def assertIdle(self):
+        """Every slot of every worker is free again (no lease leaked)."""
+        wait_until(lambda: all(w.busy == 0 for w in self.c.list_workers().workers),
+                   what="every worker slot released")
 
     def assertState(self, task, state):
         self.assertEqual(task.state, state, "task %s is %s, want %s (error %r)"
@@ -335,6 +341,7 @@ class LifecycleTest(SchedulerTestCase):
         self.assertIn("CANCELLED", e.details())
         events = list(self.c.watch(t.id))
         self.assertEqual(events[-1].state, CANCELLED)
+        self.assertIdle()
 
     def test_cancel_final_task(self):
         t = self.run_task(json_text=pipeline_json(("a", ["true"])))
@@ -361,6 +368,7 @@ class LifecycleTest(SchedulerTestCase):
         self.assertState(t, FAILED)
         self.assertIn("total timeout", t.error)
         self.assertEqual(t.attempt, 1)
+        self.assertIdle()
 
     def test_nonzero_exit_fails_without_retry(self):
         t = self.run_task(json_text=pipeline_json(("a", ["echo one", "exit 3", "echo never"])),
@@ -401,6 +409,32 @@ class LifecycleTest(SchedulerTestCase):
         events = list(self.c.watch(t.id))
         check_seqs(self, events)
         self.assertIn(b"fine\n", output_of(events))
+
+    def test_cancel_task_waiting_in_backoff_then_requeue_it(self):
+        marker = self.d("ok-%d" % time.monotonic_ns())
+        cmd = "if [ -f %s ]; then echo fine; else exit 9; fi" % marker
+        t = self.c.submit(json_text=pipeline_json(("a", [cmd])),
+                          retry=spb.RetryPolicy(max_attempts=5, initial_backoff_ms=600000,
+                                                retryable_exit_codes=[9]))
+        # After the first failure the task waits ten minutes for its retry.
+        wait_until(lambda: self.c.get(t.id).failed_attempts == 1, what="the first failure")
+        q = self.c.get(t.id)
+        self.assertState(q, QUEUED)
+        self.assertGreater(q.not_before_ms, q.updated_ms)
+        self.assertIn("exited with 9", q.error)
+        r = self.c.cancel(t.id)
+        self.assertState(r, CANCELLED)
+        self.assertEqual(r.attempt, 1)
+        open(marker, "w").close()
+        r = self.c.requeue(t.id)
+        final = self.c.wait_final(t.id)
+        self.assertState(final, SUCCEEDED)
+        self.assertEqual(final.attempt, 2)
+        events = list(self.c.watch(t.id))
+        check_seqs(self, events)
+        states = [state_name(ev.state) for ev in events if ev.state]
+        self.assertEqual(states, ["QUEUED", "RUNNING", "QUEUED", "CANCELLED", "QUEUED", "RUNNING",
+                                  "SUCCEEDED"])
 
     def test_output_cap_truncates(self):
         t = self.run_task(json_text=pipeline_json(("a", ["head -c 5000 /dev/zero | tr '\\0' x",
@@ -647,23 +681,115 @@ class ShutdownTest(SchedulerTestCase):
         self.assertEqual(final.attempt, 1, "the step was not allowed to finish")
         self.assertEqual(output_of(list(self.sched.client().watch(t.id))), b"done\n")
 
+    def test_sigterm_past_the_grace_releases_the_step(self):
+        marker = self.d("second-%d" % time.monotonic_ns())
+        cmd = "if [ -f %s ]; then echo second; else touch %s; sleep 1235; fi" % (marker, marker)
+        self.sched.stop()
+        self.sched.restart(extra=["--shutdown-grace-ms", "300"])
+        c = self.sched.client()
+        t = c.submit(json_text=pipeline_json(("a", [cmd])))
+        wait_until(lambda: schedtest.procs_with_cmdline("sleep", "1235"),
+                   what="sleep 1235 running")
+        self.assertEqual(self.sched.stop(), 0, self.sched.log_tail())
+        wait_until(lambda: not schedtest.procs_with_cmdline("sleep", "1235"),
+                   what="the released step killed on the executor")
+        self.sched.restart()
+        c = self.sched.client()
+        final = c.wait_final(t.id)
+        self.assertState(final, SUCCEEDED)
+        self.assertEqual(final.attempt, 2)
+        self.assertEqual(final.failed_attempts, 0, "a release is not a failure")
+        events = list(c.watch(t.id))
+        check_seqs(self, events)
+        self.assertEqual(output_of(events), b"second\n")
+
     def test_queued_tasks_survive_a_restart(self):
         self.sched.stop()
-        self.sched.restart(paused=True)
+        self.sched.restart(paused=True, extra=["--max-active", "6"])
         c = self.sched.client()
         ids = [c.submit(json_text=pipeline_json(("a", ["echo q%d" % i]))).id for i in range(5)]
         self.assertTrue(all(c.get(i).state == QUEUED for i in ids))
+        gone = c.submit(json_text=pipeline_json(("a", ["echo never"]))).id
+        e = self.assertCode(StatusCode.RESOURCE_EXHAUSTED, c.submit,
+                            json_text=pipeline_json(("a", ["true"])))
+        self.assertIn("max-active", e.details())
+        self.assertState(c.cancel(gone), CANCELLED)
+        c.submit(json_text=pipeline_json(("a", ["true"])))  # room again
         self.assertEqual(self.sched.stop(), 0)
         self.sched.restart()
         c = self.sched.client()
         for k, i in enumerate(ids):
             self.assertState(c.wait_final(i), SUCCEEDED)
             self.assertEqual(output_of(list(c.watch(i))), ("q%d\n" % k).encode())
+        self.assertState(c.get(gone), CANCELLED)
+        self.assertEqual(c.get(gone).attempt, 0)
 
     def setUp(self):
         if not self.sched.running():
             self.sched.restart()
         super().setUp()
+
+
+class TokenTest(SchedulerTestCase):
+    """The scheduler's own bearer token, and the one it sends to executors that require one."""
+    EXECUTORS = ("a",)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.token_file = pmtest.fresh_path("token")
+        with open(cls.token_file, "w") as f:
+            f.write("s3cret-scheduler\n")
+        cls.exec_token_file = pmtest.fresh_path("exec-token")
+        with open(cls.exec_token_file, "w") as f:
+            f.write("s3cret-executor\n")
+        cls.SCHEDULER_ARGS = ("--token-file", cls.token_file,
+                              "--executor-token-file", cls.exec_token_file)
+        cls.pod = schedtest.Pod(cls.EXECUTORS, log_name=cls.__name__,
+                                args=("--token-file", cls.exec_token_file))
+        try:
+            cls.workers = schedtest.workers_config(cls.pod, slots=1)
+            cls.sched = schedtest.Scheduler(cls.workers, args=cls.SCHEDULER_ARGS,
+                                            log_name=cls.__name__, token="s3cret-scheduler")
+        except BaseException:
+            cls.pod.kill()
+            raise
+
+    def test_token_required_and_passed_on(self):
+        bare = schedtest.SchedulerClient(self.sched.channel())
+        e = self.assertCode(StatusCode.UNAUTHENTICATED, bare.list_workers)
+        self.assertIn("token", e.details())
+        wrong = schedtest.SchedulerClient(self.sched.channel(), token="nope")
+        self.assertCode(StatusCode.UNAUTHENTICATED, wrong.submit,
+                        json_text=pipeline_json(("a", ["true"])))
+        self.assertCode(StatusCode.UNAUTHENTICATED, lambda: list(wrong.watch("1")))
+        wait_until(lambda: all(w.healthy for w in self.c.list_workers().workers),
+                   what="the worker healthy")
+        t = self.c.submit(json_text=pipeline_json(("a", ["echo authorized"])))
+        final = self.c.wait_final(t.id)
+        self.assertState(final, SUCCEEDED)
+        self.assertEqual(output_of(list(self.c.watch(t.id))), b"authorized\n")
+
+
+class PriorityTest(SchedulerTestCase):
+    EXECUTORS = ("a",)
+    SLOTS = 1
+
+    def test_higher_priority_first_fifo_within(self):
+        gate = self.d("gate-%d" % time.monotonic_ns())
+        order = gate + ".order"
+        blocker = self.c.submit(json_text=pipeline_json(
+            ("a", ["while [ ! -f %s ]; do sleep 0.02; done" % gate])))
+        self.c.wait_state(blocker.id, (RUNNING,))
+        plan = [("low1", 0), ("high1", 5), ("low2", 0), ("mid", 2), ("high2", 5), ("neg", -1)]
+        ids = [self.c.submit(json_text=pipeline_json(("a", ["echo %s >> %s" % (n, order)])),
+                             priority=p).id for n, p in plan]
+        for i in ids:
+            self.assertState(self.c.get(i), QUEUED)
+        open(gate, "w").close()
+        for i in ids:
+            self.assertState(self.c.wait_final(i), SUCCEEDED)
+        with open(order) as f:
+            self.assertEqual(f.read().split(), ["high1", "high2", "mid", "low1", "low2", "neg"])
 
 
 class ExecutorCrashTest(SchedulerTestCase):
@@ -677,11 +803,20 @@ class ExecutorCrashTest(SchedulerTestCase):
             ("b", ["echo x >> %s; n=$(wc -l < %s); if [ $n -eq 1 ]; then sleep 29.125; fi; echo ok"
                    % (runs, runs)])))
         wait_until(lambda: os.path.exists(runs), what="step 2 started")
-        victim = self.pod.execs["b"]
         wait_until(lambda: schedtest.procs_with_cmdline("sleep", "29.125"),
                    what="sleep 29.125 running")
         self.pod.kill9("b")
         self.assertIn(self.c.get(t.id).state, (RUNNING, QUEUED))
+
+        def b_down():
+            w = self.c.list_workers().workers[0]
+            b = [e for e in w.executors if e.name == "b"][0]
+            return not w.healthy and not b.healthy and b.error
+
+        wait_until(b_down, what="ListWorkers shows executor b unhealthy")
+        # Nowhere to run: the task waits in the queue, it does not burn its attempts.
+        time.sleep(0.5)
+        self.assertIn(self.c.get(t.id).state, (QUEUED,))
         self.pod.start("b")
         final = self.c.wait_final(t.id)
         self.assertState(final, SUCCEEDED)
@@ -689,12 +824,12 @@ class ExecutorCrashTest(SchedulerTestCase):
         self.assertEqual(final.failed_attempts, 1)
         with open(runs) as f:
             self.assertEqual(len(f.readlines()), 2)
+        self.assertIdle()
         events = list(self.c.watch(t.id))
         check_seqs(self, events)
         attempts = sorted({ev.attempt for ev in events if ev.HasField("step_started")})
         self.assertEqual(attempts, [1, 2])
         self.assertEqual(output_of([ev for ev in events if ev.attempt == 2]), b"first\nok\n")
-        del victim
         # The orphaned sleep of the killed executor is not the scheduler's; end it here.
         for pid in schedtest.procs_with_cmdline("sleep", "29.125"):
             try:

@@ -1086,6 +1086,18 @@ static void requeue_committed(sch *s, sch_op *op)
     sch_call *c = op->arg;
     pthread_mutex_lock(&s->mu);
     sch_task *t = op->t;
+    if (op->rc == -EEXIST) {
+        /* Two Requeues of one task raced: both read it final before either committed, and the
+         * loser's first event collided with the winner's. The task is queued already; this is
+         * the answer a later Requeue gets, not a store failure a client should retry. */
+        char msg[300];
+        snprintf(msg, sizeof msg, "task %s was requeued by another call meanwhile", t->idstr);
+        sch_reply(c, NULL, GRPC_STATUS_FAILED_PRECONDITION, msg);
+        pthread_mutex_unlock(&s->mu);
+        sch_task_free(t);
+        sch_op_free(op);
+        return;
+    }
     if (op->rc < 0) {
         char msg[300];
         snprintf(msg, sizeof msg, "task %s could not be requeued: %.200s", t->idstr, op->error);

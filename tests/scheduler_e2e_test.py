@@ -436,6 +436,42 @@ class LifecycleTest(SchedulerTestCase):
         self.assertEqual(states, ["QUEUED", "RUNNING", "QUEUED", "CANCELLED", "QUEUED", "RUNNING",
                                   "SUCCEEDED"])
 
+    def test_concurrent_requeues_run_the_task_once(self):
+        runs = self.d("requeue-runs-%d" % time.monotonic_ns())
+        t = self.run_task(json_text=pipeline_json(("a", ["echo x >> %s; exit 5" % runs])))
+        self.assertState(t, FAILED)
+        results, barrier = [], threading.Barrier(8)
+
+        def rq():
+            c = self.sched.client()
+            barrier.wait()
+            try:
+                results.append(c.requeue(t.id).state)
+            except grpc.RpcError as e:
+                results.append(e.code())
+                details.append(e.details())
+
+        details = []
+        threads = [threading.Thread(target=rq) for _ in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        ok = [r for r in results if not isinstance(r, StatusCode)]
+        self.assertEqual(len(ok), 1, "one Requeue wins, the others are refused: %r %r"
+                         % (results, details))
+        self.assertTrue(all(r in (StatusCode.FAILED_PRECONDITION, StatusCode.ABORTED)
+                            for r in results if isinstance(r, StatusCode)), (results, details))
+        final = self.c.wait_final(t.id)
+        self.assertState(final, FAILED)
+        self.assertEqual(final.attempt, 2)
+        self.assertIdle()
+        time.sleep(0.3)
+        with open(runs) as f:
+            self.assertEqual(len(f.readlines()), 2)
+        events = list(self.c.watch(t.id))
+        check_seqs(self, events)
+
     def test_output_cap_truncates(self):
         t = self.run_task(json_text=pipeline_json(("a", ["head -c 5000 /dev/zero | tr '\\0' x",
                                                          "echo err >&2"])),

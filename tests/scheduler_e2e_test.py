@@ -343,6 +343,26 @@ class LifecycleTest(SchedulerTestCase):
         self.assertEqual(events[-1].state, CANCELLED)
         self.assertIdle()
 
+    def test_cancel_right_after_submit(self):
+        # Cancels that meet the task in every phase: queued, leasing, starting, running.
+        ids = []
+        for i in range(24):
+            t = self.c.submit(json_text=pipeline_json(("b", ["sleep 1236"])))
+            if i % 3:
+                time.sleep(0.002 * i)
+            r = self.c.cancel(t.id)
+            self.assertState(r, CANCELLED)
+            ids.append(t.id)
+        for i in ids:
+            t = self.c.get(i)
+            self.assertState(t, CANCELLED)
+            events = list(self.c.watch(i))
+            check_seqs(self, events)
+            self.assertEqual([ev.state for ev in events if ev.state == CANCELLED], [CANCELLED])
+        wait_until(lambda: not schedtest.procs_with_cmdline("sleep", "1236"),
+                   what="no sleep 1236 left after the cancels")
+        self.assertIdle()
+
     def test_cancel_final_task(self):
         t = self.run_task(json_text=pipeline_json(("a", ["true"])))
         self.assertState(t, SUCCEEDED)

@@ -979,6 +979,7 @@ static void watch_pump(sch_watch *w)
     w->busy = true;
     pthread_mutex_unlock(&s->mu);
     bool checked_gone = false;
+    int misses = 0;
     for (;;) {
         if (w->gone) {
             pthread_mutex_lock(&s->mu);
@@ -1020,12 +1021,27 @@ static void watch_pump(sch_watch *w)
             }
             return;
         }
-        if (watch_read(w) > 0)
-            continue;
+        /* A watcher already at the task's newest committed event waits without reading the
+         * store; its next events come from memory (sch_watch_kick). */
         pthread_mutex_lock(&s->mu);
         sch_task *t = sch_task_find(s, w->id);
+        bool caught_up = t && t->committed_seq <= w->cursor;
+        pthread_mutex_unlock(&s->mu);
+        if (!caught_up && watch_read(w) > 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        t = sch_task_find(s, w->id);
         if (t && t->committed_seq > w->cursor) {
             pthread_mutex_unlock(&s->mu);
+            /* Committed events the store does not return: the reader is failing. Say so
+             * rather than spin. */
+            if (++misses > 3) {
+                pthread_mutex_lock(&s->mu);
+                w->busy = false;
+                pthread_mutex_unlock(&s->mu);
+                watch_finish(w, GRPC_STATUS_UNAVAILABLE, "the store could not be read");
+                return;
+            }
             continue;
         }
         if (t) {
@@ -1077,25 +1093,44 @@ static void watch_cancelled(sch_watch *w)
     w->gone = true;
     bool take = false;
     if (w->registered) {
+        /* Still on the task's list: take it off and finish it here. Off the list but still
+         * registered means a kick owns it right now, and its pump will see `gone`. */
         sch_task *t = sch_task_find(s, w->id);
         for (sch_watch **pp = t ? &t->watchers : NULL; pp && *pp; pp = &(*pp)->next)
             if (*pp == w) {
                 *pp = w->next;
+                w->registered = false;
+                take = true;
                 break;
             }
-        w->registered = false;
-        take = true;
     }
     pthread_mutex_unlock(&s->mu);
     if (take)
         watch_pump(w);
 }
 
-void sch_watch_kick(sch *s, sch_watch *list)
+void sch_watch_kick(sch *s, sch_watch *list, const sch_blob_event *ev, size_t n)
 {
     while (list) {
         sch_watch *w = list;
         list = w->next;
+        /* A watcher waiting right at these events takes them from memory: the live tail costs
+         * no read of the store. Any other one catches up from the store in its pump. Nobody
+         * else touches a registered watcher's buffer, so no lock is needed to fill it. */
+        if (n > 0 && n <= WATCH_BATCH && w->i == w->n && !w->gone && w->cursor + 1 == ev[0].seq) {
+            size_t k = 0;
+            w->n = w->i = w->bytes = 0;
+            for (; k < n; k++) {
+                uint8_t *copy = malloc(ev[k].len ? ev[k].len : 1);
+                if (!copy)
+                    break;
+                memcpy(copy, ev[k].data, ev[k].len);
+                w->buf[k].seq = ev[k].seq;
+                w->buf[k].data = copy;
+                w->buf[k].len = ev[k].len;
+            }
+            w->n = k;
+        }
         pthread_mutex_lock(&s->mu);
         w->registered = false;
         pthread_mutex_unlock(&s->mu);

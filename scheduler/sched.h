@@ -261,7 +261,8 @@ int sch_api_register(sch *s);
 int sch_api_start(sch *s, char *err, size_t errlen);
 /* A Watch call's send came back. */
 void sch_watch_sent(sch_watch *w, bool ok);
-void sch_watch_kick(sch *s, sch_watch *list);
+/* Wakes the watchers in list after a commit; ev[0..n) are the events it stored (n may be 0). */
+void sch_watch_kick(sch *s, sch_watch *list, const sch_blob_event *ev, size_t n);
 void sch_pipelines_free(sch *s);
 int sch_pipelines_load(sch *s, char *err, size_t errlen);
 

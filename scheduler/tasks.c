@@ -377,13 +377,13 @@ static void op_done(sch *s, sch_op *op)
     }
     pthread_mutex_unlock(&s->mu);
     /* Watchers read the store themselves; a task gone from memory tells them it is final. */
-    sch_watch_kick(s, kick);
+    sch_watch_kick(s, kick, op->rc < 0 ? NULL : op->events, op->rc < 0 ? 0 : op->n_events);
     if (gone) {
         pthread_mutex_lock(&s->mu);
         kick = t->watchers;
         t->watchers = NULL;
         pthread_mutex_unlock(&s->mu);
-        sch_watch_kick(s, kick);
+        sch_watch_kick(s, kick, NULL, 0);
         sch_task_free(t);
     }
     sch_op_free(op);

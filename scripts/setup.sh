@@ -5,7 +5,7 @@ pkgs=(
   bazel-bootstrap build-essential pkg-config
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev nanopb libnanopb-dev
   libseccomp-dev libcap-dev libsqlite3-dev sqlite3
-  python3-grpcio python3-protobuf busybox-static procps
+  python3-grpcio python3-protobuf busybox-static procps wget
 )
 missing=()
 for p in "${pkgs[@]}"; do

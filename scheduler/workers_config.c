@@ -1,10 +1,10 @@
 /*
  * The workers configuration file: which pools of worker pods exist, how to find their members (a
  * static list or a DNS name), how many tasks each member takes at once, and where each executor
- * of a member listens. It is read at start and on SIGHUP, so a mistake in it is refused with the
- * place and the reason rather than half applied; the caller keeps the configuration it had. The
- * JSON is read by the strict parser of //sandbox/oci:json, which already refuses duplicate member
- * names, so two executors of the same name in a pool cannot get here.
+ * of a member listens. It is read at start (a change takes a restart), so a mistake in it is
+ * refused with the place and the reason rather than half applied; the caller keeps the
+ * configuration it had. The JSON is read by the strict parser of //sandbox/oci:json, which already
+ * refuses duplicate member names, so two executors of the same name in a pool cannot get here.
  */
 #include "scheduler/workers_config.h"
 

@@ -1,5 +1,6 @@
 /*
- * The workers configuration file (JSON), read at start and on SIGHUP. It names pools of worker
+ * The workers configuration file (JSON), read at start (a change takes a restart; a DNS pool
+ * follows its headless Service without one). It names pools of worker
  * pods; a task runs all its steps on one worker of one pool, so the pool must have an executor for
  * every step's executor name.
  *

@@ -75,6 +75,13 @@ typedef struct sch_store_ops {
      * or a kernel crash (SQLite WAL with synchronous=NORMAL). Returns 0 or a negative errno.
      */
     int (*set_full_sync)(sch_store *s, bool full);
+    /*
+     * Inside a transaction, groups the statements of one logical write: after mark, unmark with
+     * keep = false undoes everything since the mark (and keep = true keeps it), so a write made
+     * of several statements is applied whole or not at all while its batch still commits.
+     */
+    int (*mark)(sch_store *s);
+    int (*unmark)(sch_store *s, bool keep);
 
     /*
      * Inserts row (its id is ignored) and sets *id. When row->idem_key is not empty and a task

@@ -72,6 +72,9 @@ enum {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_TASK_INSERT,
     ST_TASK_BY_KEY,
     ST_TASK_UPDATE,
@@ -104,6 +107,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT op",
+    [ST_RELEASE] = "RELEASE op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO op",
     /* The conflict target names the partial index, so that only a duplicate key is absorbed and
      * any other constraint still fails. */
     [ST_TASK_INSERT] = "INSERT INTO tasks (idem_key, state, priority, pipeline, created_ms, "
@@ -373,6 +379,27 @@ static int sq_set_full_sync(sch_store *base, bool full)
         return db_fail(s, rc, "set_full_sync");
     s->full_sync = full;
     return 0;
+}
+
+static int sq_mark(sch_store *base)
+{
+    sqlite_store *s = from(base);
+    return run(s, s->st[ST_SAVEPOINT], "savepoint", NULL);
+}
+
+static int sq_unmark(sch_store *base, bool keep)
+{
+    sqlite_store *s = from(base);
+    /* ROLLBACK TO undoes the group's statements but leaves the savepoint open; RELEASE closes
+     * it either way. The caller's message for the failure is kept. */
+    char msg[sizeof s->base.error];
+    memcpy(msg, s->base.error, sizeof msg);
+    int ret = keep ? 0 : run(s, s->st[ST_ROLLBACK_TO], "rollback to savepoint", NULL);
+    if (ret == 0)
+        ret = run(s, s->st[ST_RELEASE], "release savepoint", NULL);
+    if (!keep && ret == 0)
+        memcpy(s->base.error, msg, sizeof msg);
+    return ret;
 }
 
 /* ---- tasks ---- */
@@ -799,6 +826,8 @@ static const sch_store_ops sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .set_full_sync = sq_set_full_sync,
+    .mark = sq_mark,
+    .unmark = sq_unmark,
     .task_insert = sq_task_insert,
     .task_update = sq_task_update,
     .task_get = sq_task_get,

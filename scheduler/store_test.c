@@ -556,6 +556,37 @@ static void test_rollback(void)
     sch_store_close(s);
 }
 
+/* A mark groups one write's statements: undone alone, the rest of the transaction commits. */
+static void test_marks(void)
+{
+    sch_store *s = open_store("marks.db", false);
+    if (!s)
+        return;
+    sch_task_row r = plain_row(SCH_QUEUED, "");
+    CHECK(s->ops->begin(s) == 0);
+    int64_t a = insert(s, &r);
+    CHECK(s->ops->mark(s) == 0);
+    sch_task_row u = r;
+    u.id = a;
+    u.state = SCH_RUNNING;
+    u.attempt = 1;
+    CHECK(s->ops->task_update(s, &u, 0) == 0);
+    CHECK(s->ops->event_append(s, a, 1, (const uint8_t *)"x", 1) == 0);
+    /* The second append fails (same seq): the whole write is undone. */
+    CHECK(s->ops->event_append(s, a, 1, (const uint8_t *)"y", 1) == -EEXIST);
+    CHECK(s->ops->unmark(s, false) == 0);
+    CHECK(s->ops->mark(s) == 0);
+    CHECK(s->ops->event_append(s, a, 1, (const uint8_t *)"z", 1) == 0);
+    CHECK(s->ops->unmark(s, true) == 0);
+    CHECK(s->ops->commit(s) == 0);
+
+    saved_row c;
+    CHECK(get(s, a, &c) == 0);
+    CHECK(c.state == SCH_QUEUED && c.attempt == 0);
+    CHECK(s->ops->events_read(s, a, 0, 0, NULL, NULL) == 1);
+    sch_store_close(s);
+}
+
 static void test_durability(void)
 {
     sch_store *s = open_store("durable.db", false);
@@ -784,6 +815,7 @@ int main(void)
     test_events();
     test_pipelines();
     test_rollback();
+    test_marks();
     test_durability();
     test_reader();
     test_busy();

@@ -202,9 +202,13 @@ static void *writer_main(void *arg)
         if (brc == 0) {
             for (sch_op *op = batch; op; op = op->next, n++) {
                 /* A write that fails alone (a fence, a duplicate key) does not spoil the batch:
-                 * each op's statements either all ran or the op reports its error, and the
-                 * scheduler treats a failed op as not done. */
-                op->rc = apply(s, op);
+                 * its statements are undone back to its mark, the op reports its error, and
+                 * the scheduler treats a failed op as not done. */
+                bool several = op->kind == OP_SUBMIT || (op->kind == OP_TASK && op->n_events);
+                int mrc = several ? st->ops->mark(st) : 0;
+                op->rc = mrc < 0 ? mrc : apply(s, op);
+                if (several && mrc == 0 && st->ops->unmark(st, op->rc >= 0) < 0 && op->rc >= 0)
+                    op->rc = -EIO;
             }
             brc = st->ops->commit(st);
             if (brc < 0)

@@ -118,6 +118,7 @@ cleanup() {
     for p in "${pids[@]}"; do
         wait "$p" 2>/dev/null || true
     done
+    rm -rf "${sockdir:-/nonexistent}"
     if [ "$keep" = 1 ]; then
         log "kept $scratch"
     else
@@ -131,7 +132,9 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # A port the kernel just handed out and released; a clash is retried by start_scheduler.
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-sock="$scratch/x.sock"
+# A socket path must fit in 108 bytes; a test's scratch directory can be deeper than that.
+sockdir="$(mktemp -d /tmp/pmsock.XXXXXX)"
+sock="$sockdir/x.sock"
 "$executor" --listen "unix:$sock" --name x --max-concurrent 1024 2>>"$scratch/executor.log" &
 pids+=($!)
 "$run_load" --target "unix:$sock" --calls 0 --wait-ready-ms 10000 >/dev/null 2>>"$scratch/client.log" ||

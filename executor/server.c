@@ -571,13 +571,8 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
     pthread_mutex_init(&srv->mu, NULL);
     srv->tag_shutdown.fn = on_server_shutdown;
 
-    rpc_log_format fmt;
-    if (rpc_log_format_parse(cfg->log_format, &fmt) < 0) {
-        fprintf(stderr, "pm-executor: --log-format must be text or json, got \"%s\"\n",
-                cfg->log_format);
+    if (rpc_log_setup("pm-executor", "executor", cfg->log_format) < 0)
         return 2;
-    }
-    rpc_log_init("executor", fmt);
     if (cfg->chunk_bytes < 1024 || cfg->chunk_bytes > (1u << 20)) {
         fprintf(stderr, "pm-executor: --chunk-bytes must be between 1024 and 1048576\n");
         return 2;
@@ -586,15 +581,8 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
         fprintf(stderr, "pm-executor: --max-concurrent must be at least 1\n");
         return 2;
     }
-    if (cfg->token_file &&
-        rpc_read_file(cfg->token_file, 4096, true, &srv->token, NULL, err, sizeof err) < 0) {
-        fprintf(stderr, "pm-executor: --token-file %s\n", err);
+    if (rpc_read_token("pm-executor", "token-file", cfg->token_file, &srv->token) < 0)
         return 2;
-    }
-    if (srv->token && !srv->token[0]) {
-        fprintf(stderr, "pm-executor: --token-file %s is empty\n", cfg->token_file);
-        return 2;
-    }
 
     /* Signals arrive through signalfd in the I/O thread; block them before any thread exists. */
     sigset_t set;

@@ -270,3 +270,22 @@ const char *rpc_status_name(grpc_status_code code)
     snprintf(other, sizeof other, "STATUS_%d", (int)code);
     return other;
 }
+
+int rpc_read_token(const char *prog, const char *flag, const char *path, char **out)
+{
+    char err[300];
+    *out = NULL;
+    if (!path)
+        return 0;
+    if (rpc_read_file(path, 4096, true, out, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --%s %s\n", prog, flag, err);
+        return -EINVAL;
+    }
+    if (!(*out)[0]) {
+        fprintf(stderr, "%s: --%s %s is empty\n", prog, flag, path);
+        free(*out);
+        *out = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -138,3 +138,14 @@ void rpc_log(const char *level, const char *event, const char *fmt, ...)
         w = write(STDERR_FILENO, line, o);
     while (w < 0 && errno == EINTR);
 }
+
+int rpc_log_setup(const char *prog, const char *component, const char *format)
+{
+    rpc_log_format fmt;
+    if (rpc_log_format_parse(format, &fmt) < 0) {
+        fprintf(stderr, "%s: --log-format must be text or json, got \"%s\"\n", prog, format);
+        return -EINVAL;
+    }
+    rpc_log_init(component, fmt);
+    return 0;
+}

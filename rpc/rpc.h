@@ -27,6 +27,10 @@ void rpc_log_init(const char *component, rpc_log_format format);
 /* Parses "text"/"kv" or "json"; returns 0 or -EINVAL. */
 int rpc_log_format_parse(const char *s, rpc_log_format *out);
 
+/* A daemon's start: parses format and calls rpc_log_init; on a bad format prints
+ * "PROG: --log-format must be text or json" and returns -EINVAL. */
+int rpc_log_setup(const char *prog, const char *component, const char *format);
+
 /*
  * Writes one line to stderr: level, event, then the fields formatted from fmt, which must be a
  * list of key=value pairs separated by single spaces; a value with spaces must be quoted with
@@ -66,6 +70,18 @@ typedef struct {
  */
 int rpc_flags_parse(const rpc_flag *flags, size_t n, int argc, char **argv, int *rest, char *err,
                     size_t errlen);
+
+/* The flags every daemon's server takes, for a config struct with these members. */
+#define RPC_SERVER_FLAG_ROWS(c)                                                                    \
+    {"token-file", RPC_FLAG_STRING, &(c)->token_file,                                              \
+     "file holding the bearer token every call must carry (health excepted)"},                     \
+        {"tls-cert", RPC_FLAG_STRING, &(c)->tls_cert, "PEM server certificate chain"},             \
+        {"tls-key", RPC_FLAG_STRING, &(c)->tls_key, "PEM server private key"},                     \
+        {"insecure", RPC_FLAG_BOOL, &(c)->insecure,                                                \
+         "allow a non-loopback address without TLS or token"},                                     \
+    {                                                                                              \
+        "log-format", RPC_FLAG_STRING, &(c)->log_format, "text (key=value) or json"                \
+    }
 
 /*
  * Prints the usage text: synopsis, then each flag with its variable, default and help, and a note
@@ -111,6 +127,10 @@ int rpc_read_file(const char *path, size_t max, bool trim, char **out, size_t *l
 
 /* "OK", "UNAVAILABLE", ...; "STATUS_<n>" for codes outside the published set. */
 const char *rpc_status_name(grpc_status_code code);
+
+/* Reads a bearer token from path (NULL: none, *out stays NULL) for flag --FLAG; an unreadable or
+ * empty file prints "PROG: --FLAG ..." and returns -EINVAL. */
+int rpc_read_token(const char *prog, const char *flag, const char *path, char **out);
 
 /* Monotonic clock in microseconds. */
 uint64_t rpc_now_us(void);

@@ -187,6 +187,17 @@ static int parse_id(const char *s, int64_t *out)
     return 0;
 }
 
+/* The task id of a request, or false after answering INVALID_ARGUMENT. */
+static bool id_or_reply(sch_call *c, const char *idstr, int64_t *id)
+{
+    if (parse_id(idstr, id) == 0)
+        return true;
+    char msg[200];
+    snprintf(msg, sizeof msg, "task id \"%.100s\" is not a task id (a positive number)", idstr);
+    sch_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    return false;
+}
+
 static const char *state_name(int st)
 {
     const ProtobufCEnumValue *v =
@@ -554,11 +565,8 @@ static void handle_get(sch *s, sch_call *c, const char *idstr)
 {
     int64_t id;
     char msg[300];
-    if (parse_id(idstr, &id) < 0) {
-        snprintf(msg, sizeof msg, "task id \"%.100s\" is not a task id (a positive number)", idstr);
-        sch_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    if (!id_or_reply(c, idstr, &id))
         return;
-    }
     pthread_mutex_lock(&s->mu);
     sch_task *t = sch_task_find(s, id);
     if (t) {
@@ -581,11 +589,8 @@ static void handle_cancel(sch *s, sch_call *c, const char *idstr, bool requeue)
 {
     int64_t id;
     char msg[300];
-    if (parse_id(idstr, &id) < 0) {
-        snprintf(msg, sizeof msg, "task id \"%.100s\" is not a task id (a positive number)", idstr);
-        sch_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    if (!id_or_reply(c, idstr, &id))
         return;
-    }
     pthread_mutex_lock(&s->mu);
     grpc_status_code code;
     if (requeue) {
@@ -1142,12 +1147,8 @@ static void handle_watch(sch *s, sch_call *c, const Pm__Scheduler__V1__WatchRequ
 {
     int64_t id;
     char msg[300];
-    if (parse_id(req->id, &id) < 0) {
-        snprintf(msg, sizeof msg, "task id \"%.100s\" is not a task id (a positive number)",
-                 req->id);
-        sch_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    if (!id_or_reply(c, req->id, &id))
         return;
-    }
     pthread_mutex_lock(&s->mu);
     bool active = sch_task_find(s, id) != NULL;
     pthread_mutex_unlock(&s->mu);

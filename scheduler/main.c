@@ -86,22 +86,6 @@ static void wait_running(sch *s, uint64_t ms)
     }
 }
 
-static int read_token(const char *path, const char *flag, char **out)
-{
-    char err[300];
-    if (!path)
-        return 0;
-    if (rpc_read_file(path, 4096, true, out, NULL, err, sizeof err) < 0) {
-        fprintf(stderr, "pm-scheduler: --%s %s\n", flag, err);
-        return -EINVAL;
-    }
-    if (!(*out)[0]) {
-        fprintf(stderr, "pm-scheduler: --%s %s is empty\n", flag, path);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 int sch_main(const sch_config *cfg)
 {
     static sch storage;
@@ -113,13 +97,8 @@ int sch_main(const sch_config *cfg)
     pthread_mutex_init(&s->reader_mu, NULL);
     s->tag_shutdown.fn = on_server_down;
 
-    rpc_log_format fmt;
-    if (rpc_log_format_parse(cfg->log_format, &fmt) < 0) {
-        fprintf(stderr, "pm-scheduler: --log-format must be text or json, got \"%s\"\n",
-                cfg->log_format);
+    if (rpc_log_setup("pm-scheduler", "scheduler", cfg->log_format) < 0)
         return 2;
-    }
-    rpc_log_init("scheduler", fmt);
     if (!cfg->workers) {
         fprintf(stderr, "pm-scheduler: --workers FILE is required (the workers config JSON)\n");
         return 2;
@@ -130,8 +109,9 @@ int sch_main(const sch_config *cfg)
                         "--max-attempts >= 1 and 1 <= --output-cap <= --max-output-cap\n");
         return 2;
     }
-    if (read_token(cfg->token_file, "token-file", &s->token) < 0 ||
-        read_token(cfg->executor_token_file, "executor-token-file", &s->executor_token) < 0)
+    if (rpc_read_token("pm-scheduler", "token-file", cfg->token_file, &s->token) < 0 ||
+        rpc_read_token("pm-scheduler", "executor-token-file", cfg->executor_token_file,
+                       &s->executor_token) < 0)
         return 2;
     if (sch_workers_config_load(cfg->workers, &s->wcfg, err, sizeof err) < 0) {
         fprintf(stderr, "pm-scheduler: %s\n", err);
@@ -317,13 +297,7 @@ int main(int argc, char **argv)
         {"paused", RPC_FLAG_BOOL, &cfg.paused, "store submissions but dispatch nothing"},
         {"executor-token-file", RPC_FLAG_STRING, &cfg.executor_token_file,
          "bearer token sent to the executors"},
-        {"token-file", RPC_FLAG_STRING, &cfg.token_file,
-         "file holding the bearer token every call must carry (health excepted)"},
-        {"tls-cert", RPC_FLAG_STRING, &cfg.tls_cert, "PEM server certificate chain"},
-        {"tls-key", RPC_FLAG_STRING, &cfg.tls_key, "PEM server private key"},
-        {"insecure", RPC_FLAG_BOOL, &cfg.insecure,
-         "allow a non-loopback address without TLS or token"},
-        {"log-format", RPC_FLAG_STRING, &cfg.log_format, "text (key=value) or json"},
+        RPC_SERVER_FLAG_ROWS(&cfg),
         {"allow-memory-db", RPC_FLAG_BOOL, &cfg.allow_memory_db,
          "accept --db :memory: (tests only: nothing survives a restart)"},
     };

@@ -1135,8 +1135,21 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
     loaded l = {0};
+    /* The row and its newest event are read in one snapshot: read apart, a Requeue committed in
+     * between would show an old row with the new events, and a second Requeue would then take
+     * the next seq and pass (two copies of the task running). In one snapshot, racing Requeues
+     * compute the same seq and all but one fail on it. */
+    uint64_t last = 0;
     pthread_mutex_lock(&s->reader_mu);
-    int rc = s->reader->ops->task_get(s->reader, id, load_row, &l);
+    sch_store *rd = s->reader;
+    bool snap = rd->ops->begin(rd) == 0;
+    int rc = rd->ops->task_get(rd, id, load_row, &l);
+    if (rc == 0 && l.rec) {
+        last = l.row.last_seq;
+        rd->ops->events_read(rd, id, last, UINT32_MAX, count_events, &last);
+    }
+    if (snap)
+        rd->ops->commit(rd);
     pthread_mutex_unlock(&s->reader_mu);
     if (rc == -ENOENT) {
         snprintf(msg, len, "no task %" PRId64, id);
@@ -1170,10 +1183,6 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
     /* Every event of the old attempts stays; the new ones follow on. */
-    uint64_t last = l.row.last_seq;
-    pthread_mutex_lock(&s->reader_mu);
-    s->reader->ops->events_read(s->reader, id, last, UINT32_MAX, count_events, &last);
-    pthread_mutex_unlock(&s->reader_mu);
     t->id = id;
     snprintf(t->idstr, sizeof t->idstr, "%" PRId64, id);
     t->rec = l.rec;

@@ -458,7 +458,11 @@ class LifecycleTest(SchedulerTestCase):
 
     def test_concurrent_requeues_run_the_task_once(self):
         runs = self.d("requeue-runs-%d" % time.monotonic_ns())
-        t = self.run_task(json_text=pipeline_json(("a", ["echo x >> %s; exit 5" % runs])))
+        # The second run lingers, so every other Requeue meets the task still active: a run that
+        # failed at once could end before a slow thread's Requeue and be requeued again, rightly.
+        t = self.run_task(json_text=pipeline_json(
+            ("a", ["if [ -s %s ]; then echo x >> %s; sleep 3; exit 5; fi; echo x >> %s; exit 5"
+                   % (runs, runs, runs)])))
         self.assertState(t, FAILED)
         results, barrier = [], threading.Barrier(8)
 

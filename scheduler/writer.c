@@ -188,6 +188,10 @@ static void *writer_main(void *arg)
             continue;
         }
         sch_store *st = s->store;
+        /* With --db :memory: (tests) the readers share this handle: take their lock too. */
+        bool shared = s->reader == s->store;
+        if (shared)
+            pthread_mutex_lock(&s->reader_mu);
         /* Only a batch that acknowledges something (a Submit, a pipeline, a Cancel, a Requeue)
          * pays for an fsync; progress (leases, events, results) rides on the next one, and a
          * crash of the process loses none of it either way: only a power failure could, and
@@ -221,6 +225,8 @@ static void *writer_main(void *arg)
                 snprintf(op->error, sizeof op->error, "%s", sch_store_error(st));
             }
         }
+        if (shared)
+            pthread_mutex_unlock(&s->reader_mu);
         s->commits++;
         s->committed_ops += n;
         while (batch) {

@@ -6,6 +6,8 @@ pkgs=(
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev nanopb libnanopb-dev
   libseccomp-dev libcap-dev libsqlite3-dev sqlite3
   python3-grpcio python3-protobuf busybox-static procps wget
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev python3-jsonschema python3-yaml
+  umoci skopeo runc iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,7 +5,9 @@ process tree left behind. One pm-executor serves the whole module; a Python gRPC
 
 import os
 import signal
+import subprocess
 import sys
+import unittest
 
 sys.dont_write_bytecode = True  # Never leave __pycache__ in the source or runfiles tree.
 sys.path.insert(0, os.path.join(os.environ.get("TEST_SRCDIR", "."),
@@ -547,6 +549,30 @@ class ProcessTreeTest(pmtest.ExecutorTestCase):
                        what="cancelled step gone")
         wait_until(lambda: self.client().info().running == 0, what="Info.running back to 0")
         self.assertEqual(self.run_step(sh("echo alive"))[0].out, "alive\n")
+
+
+class InstallTest(unittest.TestCase):
+    """--install PATH: what the init container of an injected pod runs."""
+
+    def test_copies_itself_executable(self):
+        d = pmtest.tmpdir()
+        dest = os.path.join(d, "pm-executor")
+        r = subprocess.run([pmtest.EXECUTOR, "--install", dest], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(dest, "rb") as a, open(pmtest.EXECUTOR, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        self.assertTrue(os.access(dest, os.X_OK))
+        self.assertFalse(os.path.exists(dest + ".tmp"))
+        r = subprocess.run([dest, "--help"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(b"pm-executor", r.stdout)
+
+    def test_missing_directory_is_an_error(self):
+        dest = os.path.join(pmtest.tmpdir(), "no-such-dir", "pm-executor")
+        r = subprocess.run([pmtest.EXECUTOR, "--install", dest], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"--install", r.stderr)
+        self.assertIn(b"No such file or directory", r.stderr)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ int main(int argc, char **argv)
         {"run-as-gid", RPC_FLAG_UINT, &cfg.run_as_gid, "run commands as this gid"},
     };
     size_t nflags = sizeof flags / sizeof flags[0];
-    char err[256];
+    /* Room for a full path (install_self names its PATH.tmp) and the reason; -O2's
+     * -Wformat-truncation checks this size. */
+    char err[4096 + 256];
     int rest = argc;
     int rc = rpc_flags_parse(flags, nflags, argc, argv, &rest, err, sizeof err);
     if (rc == 1) {

@@ -2,7 +2,8 @@
 # Benchmarks pm-scheduler against direct mode, all in one run, and prints a markdown table of
 # medians with the targets (see docs/benchmarks.md, "Scheduler").
 #
-# Setup: one pm-executor (named "x") on a Unix socket, and one pm-scheduler on SQLite in a file
+# Setup: one pm-executor (named "x") on a Unix socket, and one pm-scheduler (also on a Unix socket,
+# so both paths use the same transport) on SQLite in a file
 # (WAL, synchronous=FULL) whose only worker has that executor with 64 slots. Each repetition runs,
 # back to back: direct mode (Run calls of `true` straight to the executor, as `pmctl run` does) and
 # the same one-step pipeline through the scheduler (Submit, then Watch to the final state), at 1
@@ -129,9 +130,6 @@ trap cleanup EXIT
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# A port the kernel just handed out and released; a clash is retried by start_scheduler.
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # A socket path must fit in 108 bytes; a test's scratch directory can be deeper than that.
 sockdir="$(mktemp -d /tmp/pmsock.XXXXXX)"
 sock="$sockdir/x.sock"
@@ -146,15 +144,15 @@ EOF
 
 # start_scheduler NAME [FLAGS...]: sets sched_pid and sched_addr once it answers.
 start_scheduler() {
-    local name="$1" try port
+    local name="$1" try
     shift
     for try in 1 2 3; do
-        port="$(free_port)"
-        "$scheduler" --listen "127.0.0.1:$port" --workers "$scratch/workers.json" \
+        # A Unix socket, like the executor's: both paths use the same transport.
+        sched_addr="unix:$sockdir/$name-$try.sock"
+        "$scheduler" --listen "$sched_addr" --workers "$scratch/workers.json" \
             --db "$scratch/$name.db" --health-interval-ms 500 "$@" 2>>"$scratch/$name.log" &
         sched_pid=$!
         pids+=("$sched_pid")
-        sched_addr="127.0.0.1:$port"
         for _ in $(seq 1 100); do
             if "$run_load" --target "$sched_addr" --calls 0 --health 1 --wait-ready-ms 200 \
                 >/dev/null 2>&1; then
@@ -165,7 +163,7 @@ start_scheduler() {
             kill -0 "$sched_pid" 2>/dev/null || break
         done
         kill "$sched_pid" 2>/dev/null || true
-        log "scheduler $name did not come up on port $port (try $try)"
+        log "scheduler $name did not come up on $sched_addr (try $try)"
     done
     die "could not start $scheduler (see $scratch/$name.log)"
 }

@@ -298,6 +298,7 @@ struct sch {
     size_t n_pools;
     sch_task *buckets[SCH_TASK_BUCKETS];
     size_t n_active;
+    size_t n_foreign; /* tasks in TP_FOREIGN */
     sch_task *delayed;
     sch_pipe_entry *pipelines;
     bool shutting_down, stop_timer, server_down;

@@ -884,6 +884,7 @@ void sch_lease_committed(sch *s, sch_task *t, int rc)
         rpc_log("warn", "lease_lost", "task=%s attempt=%u", t->idstr, t->rec->attempt);
         release_worker(s, t);
         t->phase = TP_FOREIGN;
+        s->n_foreign++;
         return;
     }
     if (rc < 0) {
@@ -1025,6 +1026,7 @@ static int recover_row(const sch_task_row *row, void *arg)
         requeue(s, t, false, why);
     } else {
         t->phase = TP_FOREIGN;
+        s->n_foreign++;
     }
     return 0;
 }
@@ -1233,11 +1235,14 @@ void sch_tasks_tick(sch *s)
             pp = &t->next_delayed;
         }
     }
-    /* Foreign leases that expired come to us (replicas; or a previous instance's name). */
-    for (size_t b = 0; b < SCH_TASK_BUCKETS; b++)
+    /* Foreign leases that expired come to us (replicas; or a previous instance's name). The scan
+     * walks every active task, so it runs only while there are foreign ones. */
+    for (size_t b = 0; s->n_foreign > 0 && b < SCH_TASK_BUCKETS; b++)
         for (sch_task *t = s->buckets[b]; t; t = t->hnext)
-            if (t->phase == TP_FOREIGN && t->lease_expires_ms <= now)
+            if (t->phase == TP_FOREIGN && t->lease_expires_ms <= now) {
+                s->n_foreign--;
                 requeue(s, t, false, "the lease of another scheduler expired");
+            }
     uint64_t now_us = rpc_now_us();
     if (now_us >= s->renew_at_us) {
         s->renew_at_us = now_us + s->cfg.lease_ttl_ms * 1000 / 3;

@@ -30,6 +30,7 @@
 #include "protos/scheduler.pb-c.h"
 #include "rpc/rpc.h"
 #include "scheduler/pipeline.h"
+#include "scheduler/policy.h"
 #include "scheduler/store.h"
 #include "scheduler/workers_config.h"
 
@@ -160,8 +161,6 @@ struct sch_task {
 };
 
 int64_t sch_now_ms(void); /* wall clock, for persisted times */
-uint64_t sch_backoff_ms(uint32_t failures, uint32_t initial_ms, uint32_t max_ms);
-bool sch_lease_reclaimable(const char *owner, int64_t expires_ms, const char *me, int64_t now_ms);
 
 sch_task *sch_task_find(sch *s, int64_t id);
 int sch_tasks_recover(sch *s, char *err, size_t errlen);

@@ -68,23 +68,6 @@ void sch_rec_set_str(char **field, const char *v)
     *field = n;
 }
 
-uint64_t sch_backoff_ms(uint32_t failures, uint32_t initial_ms, uint32_t max_ms)
-{
-    if (failures == 0)
-        return 0;
-    uint64_t d = initial_ms;
-    for (uint32_t i = 1; i < failures && d < max_ms; i++)
-        d *= 2;
-    return d < max_ms ? d : max_ms;
-}
-
-bool sch_lease_reclaimable(const char *owner, int64_t expires_ms, const char *me, int64_t now_ms)
-{
-    /* Our own name on a lease at start-up means a previous life of this instance held it: its
-     * calls died with it, so there is nothing to wait for. */
-    return !owner[0] || !strcmp(owner, me) || expires_ms <= now_ms;
-}
-
 static const char *state_name(int st)
 {
     const ProtobufCEnumValue *v =
@@ -654,20 +637,13 @@ static void step_ended(sch *s, sch_task *t, sch_run *run)
         snprintf(why, sizeof why, "step %u: executor %.100s at %.200s: %s: %.200s", t->step + 1,
                  st->executor, run->e->target, rpc_status_name(run->status), d ? d : "");
         free(d);
-        switch (run->status) {
-        case GRPC_STATUS_INVALID_ARGUMENT:
-        case GRPC_STATUS_PERMISSION_DENIED:
-        case GRPC_STATUS_UNAUTHENTICATED:
-        case GRPC_STATUS_UNIMPLEMENTED:
+        if (!sch_status_retryable(run->status)) {
             /* The same request would be refused again. */
             finish(s, t, SCH_FAILED, why);
             return;
-        case GRPC_STATUS_UNAVAILABLE:
-            sch_exec_failed(run->e, why);
-            break;
-        default:
-            break;
         }
+        if (run->status == GRPC_STATUS_UNAVAILABLE)
+            sch_exec_failed(run->e, why);
         requeue(s, t, true, why);
         return;
     }
@@ -710,11 +686,7 @@ static void step_ended(sch *s, sch_task *t, sch_run *run)
         snprintf(why, sizeof why, "step %u (%.100s) command %u exited with %d%s%.200s", t->step + 1,
                  st->executor, res->failed_command + 1, res->exit_code, res->error[0] ? ": " : "",
                  res->error);
-    bool retryable = false;
-    for (size_t i = 0; r->retry && i < r->retry->n_retryable_exit_codes; i++)
-        if (r->retry->retryable_exit_codes[i] == res->exit_code && !res->signal && !res->timed_out)
-            retryable = true;
-    if (retryable)
+    if (sch_exit_retryable(r->retry, res->exit_code, res->signal, res->timed_out))
         requeue(s, t, true, why);
     else
         finish(s, t, SCH_FAILED, why);

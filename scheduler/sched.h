@@ -152,6 +152,8 @@ struct sch_task {
     uint64_t committed_seq; /* newest event known committed */
     uint32_t step;          /* step running */
     sch_run *run;
+    /* An event to put in the next state write, before its state event (step_ended sets it). */
+    const Pm__Scheduler__V1__WatchEvent *carry;
     bool cancel_requested, release_requested;
     sch_call *waiters;   /* Cancel calls answered when the task reaches a final state */
     sch_watch *watchers; /* Watch calls waiting for events */

@@ -279,6 +279,13 @@ static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char
     sch_rec *r = t->rec;
     r->updated_ms = sch_now_ms();
     sch_op *op = sch_op_new(OP_TASK);
+    /* An event that happened just before (the last step's exit) rides in the same write. */
+    const Pm__Scheduler__V1__WatchEvent *carry = t->carry;
+    t->carry = NULL;
+    if (op && carry && sch_op_event(op, carry) < 0) {
+        sch_op_free(op);
+        op = NULL;
+    }
     Pm__Scheduler__V1__WatchEvent ev;
     event_init(t, &ev);
     ev.state = r->state;
@@ -664,16 +671,19 @@ static void step_ended(sch *s, sch_task *t, sch_run *run)
     Pm__Scheduler__V1__WatchEvent ev;
     event_init(t, &ev);
     ev.step_exited = v ? res : run->res;
-    write_event(s, t, &ev);
 
     bool failed = res->exit_code != 0 || res->signal != 0 || res->timed_out;
+    if (!failed && t->step + 1 < r->pipeline->n_steps) {
+        write_event(s, t, &ev);
+        t->step++;
+        start_step(s, t);
+        return;
+    }
+    /* The task's state changes next: the exit event goes in that write (t->carry). */
+    t->carry = &ev;
     if (!failed) {
-        if (t->step + 1 < r->pipeline->n_steps) {
-            t->step++;
-            start_step(s, t);
-        } else {
-            finish(s, t, SCH_SUCCEEDED, NULL);
-        }
+        finish(s, t, SCH_SUCCEEDED, NULL);
+        t->carry = NULL; /* it pointed into this frame */
         return;
     }
     if (res->timed_out)
@@ -690,6 +700,7 @@ static void step_ended(sch *s, sch_task *t, sch_run *run)
         requeue(s, t, true, why);
     else
         finish(s, t, SCH_FAILED, why);
+    t->carry = NULL;
 }
 
 static uint32_t step_timeout(const sch_rec *r, const Pm__Scheduler__V1__Step *st)

@@ -830,6 +830,47 @@ class TokenTest(SchedulerTestCase):
         self.assertEqual(output_of(list(self.c.watch(t.id))), b"authorized\n")
 
 
+class DnsPoolTest(unittest.TestCase):
+    """A pool found through DNS (the headless-Service case): the name "localhost" resolves to
+    loopback addresses, each becoming a worker with the pool's executor port; the one whose
+    executor answers takes the task, one that does not is skipped."""
+
+    def setUp(self):
+        self.exe = pmtest.Executor(log_name="dns-executor")
+        port = int(self.exe.listen.rsplit(":", 1)[1])
+        self.workers = pmtest.fresh_path("workers-dns.json")
+        with open(self.workers, "w") as f:
+            json.dump({"pools": [{"name": "dns", "dns": "localhost", "resolveIntervalMs": 200,
+                                  "slots": 2, "executors": {"a": port}}]}, f)
+        self.sched = schedtest.Scheduler(self.workers, log_name="DnsPoolTest")
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.sched.stop(), 0, self.sched.log_tail())
+        finally:
+            self.sched.kill()
+            self.exe.kill()
+
+    def test_workers_come_from_dns(self):
+        c = self.sched.client()
+
+        def v4_healthy():
+            return [w for w in c.list_workers().workers if w.name == "127.0.0.1" and w.healthy]
+        wait_until(v4_healthy, what="worker 127.0.0.1 found through DNS and healthy")
+        for w in c.list_workers().workers:
+            self.assertEqual(w.pool, "dns")
+            self.assertIn(w.name, ("127.0.0.1", "::1"))
+            if w.name == "::1":
+                # Nothing listens on [::1]:port: resolved, checked, and skipped.
+                self.assertFalse(w.healthy)
+        for _ in range(3):
+            t = c.submit(json_text=pipeline_json(("a", ["echo via dns"])))
+            final = c.wait_final(t.id)
+            self.assertEqual(final.state, SUCCEEDED, final.error)
+            self.assertEqual(final.worker, "127.0.0.1")
+            self.assertEqual(output_of(list(c.watch(t.id))), b"via dns\n")
+
+
 class PriorityTest(SchedulerTestCase):
     EXECUTORS = ("a",)
     SLOTS = 1

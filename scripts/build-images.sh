@@ -67,9 +67,9 @@ find_bin() { # NAME SUBDIR: prints the path of NAME under bin_dir
     die "no $1 in $bin_dir (looked for $bin_dir/$1 and $bin_dir/$2/$1)"
 }
 if [ -z "$bin_dir" ]; then
-    bazel_cmd=(${BAZEL:-bazel})
-    # shellcheck disable=SC2206 # BAZEL_FLAGS is a list of flags on purpose.
-    bazel_flags=(${BAZEL_FLAGS:-})
+    # Both are word lists on purpose, e.g. BAZEL="bazel --output_base=/tmp/ob".
+    read -r -a bazel_cmd <<<"${BAZEL:-bazel}"
+    read -r -a bazel_flags <<<"${BAZEL_FLAGS:-}"
     (cd "$here" && "${bazel_cmd[@]}" build -c opt "${bazel_flags[@]}" \
         //executor:pm-executor-static //scheduler:pm-scheduler-static) ||
         die "bazel build of the static binaries failed"

@@ -35,7 +35,8 @@ GRACE_LIMIT_S = 10.0  # every container must be gone this soon after SIGTERM
 EXPECTED_EXIT = {"fetch": 143, "transform": 0, "upload": 143}
 # Programs linked to busybox in every app container's root filesystem.
 BUSYBOX_APPLETS = ["sh", "cat", "ls", "sleep", "tr", "sort", "gzip", "wget", "printf", "echo",
-                   "rm", "mkdir", "id", "env", "true", "false", "test", "[", "head", "tail", "wc"]
+                   "rm", "mkdir", "id", "env", "true", "false", "test", "[", "head", "tail", "wc",
+                   "grep", "touch"]
 # containerd's default capability set, before the securityContext drops or adds.
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
                 "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
@@ -579,11 +580,6 @@ def main():
     paths = locate(args)
     parent = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
     base = tempfile.mkdtemp(prefix="pm-pod-", dir=parent)
-    os.chmod(base, 0o755)  # uid 65532 must reach the volumes under it
-    for d in (parent,):
-        st = os.stat(d)
-        if not st.st_mode & stat.S_IXOTH:
-            os.chmod(d, st.st_mode | stat.S_IXOTH)
     outputs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or base
     ctx = {"paths": paths, "base": base, "id": secrets.token_hex(4)}
     ctx["netns"] = "pm-pod-" + ctx["id"]
@@ -711,6 +707,21 @@ def main():
             fail(f"a step without the token should be UNAUTHENTICATED, got exit {r.returncode}: "
                  f"{r.stderr.decode(errors='replace')}")
 
+        # What a step sees inside its container: the rendered securityContext, applied by the
+        # runtime (user, no capabilities, no_new_privs, seccomp, read-only root) and kept by the
+        # executor's own sandbox.
+        r = run(netns_cmd(ctx, [pmctl, "step", "--target", f"127.0.0.1:{ports['fetch']}",
+                                "--token-file", token_file, "-c", "id -u; id -g",
+                                "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status",
+                                "-c", "touch /written 2>/dev/null && echo writable || echo read-only",
+                                "-c", "touch /mnt/pipe/w && echo pipe-writable"]), check=False)
+        got = r.stdout.decode().split()
+        want = ["65532", "65532", "CapEff:", "0000000000000000", "CapBnd:", "0000000000000000",
+                "NoNewPrivs:", "1", "Seccomp:", "2", "read-only", "pipe-writable"]
+        if r.returncode != 0 or got != want:
+            fail(f"inside the fetch container a step sees {got} (exit {r.returncode}, "
+                 f"{r.stderr.decode(errors='replace')!r}), want {want}")
+
         # Direct mode: pmctl runs the three steps itself.
         t = time.monotonic()
         execs = []
@@ -774,6 +785,9 @@ def main():
                             "--token-file", token_file, "-c", "echo started; sleep 2; echo drained"]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         helpers.append(drain)
+        import select
+        if not select.select([drain.stdout], [], [], 20)[0]:
+            fail("the drain step printed nothing within 20 s")
         first = drain.stdout.readline()
         if first != b"started\n":
             fail(f"the drain step printed {first!r} first")

@@ -873,4 +873,8 @@ def parse_watch(stdout, stderr):
 T0 = time.monotonic()
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except TestFailure as e:  # before the pod exists: missing root, tools or files
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -99,13 +99,6 @@ def locate(args):
     }
     if args.render:
         p["render"] = os.path.abspath(args.render)
-    elif not os.path.exists(p["render"]):
-        # //tests/helm exports no target for its renderer yet, so it cannot be in our runfiles;
-        # until it does, take it from the source tree our runfiles link into (the test runs
-        # outside the sandbox). The chart itself comes through its filegroup.
-        src = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.realpath(os.path.join(p["chart"], "Chart.yaml")))))
-        p["render"] = os.path.join(src, "tests/helm/render.sh")
     for k, v in p.items():
         if not os.path.exists(v):
             fail(f"missing {k}: {v}")

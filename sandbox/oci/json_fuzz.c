@@ -25,11 +25,14 @@
  *
  *     clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *         -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c sandbox/oci/json.c sandbox/oci/oci.c \
- *         sandbox/oci/oci_fields.c testing/fuzz_driver.c -lseccomp -o /tmp/json_fuzz
+ *         sandbox/oci/oci_fields.c testing/fuzz_driver.c testing/fuzz_json.c -lseccomp \
+ *         -o /tmp/json_fuzz
  *     clang-14 -O1 -DPM_FUZZ_STANDALONE -D_GNU_SOURCE -I. sandbox/oci/json_fuzz.c \
- *         sandbox/oci/json.c sandbox/oci/oci.c sandbox/oci/oci_fields.c testing/fuzz_driver.c
- * -lseccomp \ -o /tmp/json_fuzz_seeds mkdir -p /tmp/json_corpus /tmp/json_fuzz_seeds --write-corpus
- * /tmp/json_corpus --seeds sandbox/oci/testdata/[a-z]*.json
+ *         sandbox/oci/json.c sandbox/oci/oci.c sandbox/oci/oci_fields.c testing/fuzz_driver.c \
+ *         testing/fuzz_json.c -lseccomp -o /tmp/json_fuzz_seeds
+ *     mkdir -p /tmp/json_corpus
+ *     /tmp/json_fuzz_seeds --write-corpus /tmp/json_corpus \
+ *         --seeds sandbox/oci/testdata/[a-z]*.json
  *     /tmp/json_fuzz -max_total_time=300 -max_len=16384 -dict=sandbox/oci/json_fuzz.dict \
  *         /tmp/json_corpus
  *
@@ -49,6 +52,7 @@
 
 #include "sandbox/oci/json.h"
 #include "testing/fuzz_driver.h"
+#include "testing/fuzz_json.h"
 #include "sandbox/oci/oci.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -548,121 +552,18 @@ static const char *const tokens[] = {
 };
 /* clang-format on */
 
-static void replace(uint8_t *b, size_t *len, size_t pos, size_t old, const uint8_t *rep, size_t n)
-{
-    if (pos > *len)
-        pos = *len;
-    if (old > *len - pos)
-        old = *len - pos;
-    if (*len - old + n > FUZZ_MAX_INPUT)
-        return;
-    memmove(b + pos + n, b + pos + old, *len - pos - old);
-    if (n)
-        memcpy(b + pos, rep, n);
-    *len = *len - old + n;
-}
-
-/* Finds a token of the given kind near a random place: a string's contents or a number. */
-static bool find_token(const uint8_t *b, size_t len, bool string, size_t *pos, size_t *n)
-{
-    if (!len)
-        return false;
-    size_t start = fuzz_below(len);
-    for (size_t i = start; i < len; i++) {
-        if (string && b[i] == '"') {
-            size_t j = i + 1;
-            while (j < len && b[j] != '"' && b[j] != '\\')
-                j++;
-            if (j < len && b[j] == '"') {
-                *pos = i + 1;
-                *n = j - i - 1;
-                return true;
-            }
-        } else if (!string && ((b[i] >= '0' && b[i] <= '9') || b[i] == '-')) {
-            size_t j = i;
-            while (j < len && strchr("0123456789-+.eE", b[j]))
-                j++;
-            *pos = i;
-            *n = j - i;
-            return true;
-        }
-    }
-    return false;
-}
-
 static void mutate(uint8_t *b, size_t *len, const fuzz_blob *other)
 {
-    const char *tok = tokens[fuzz_below(sizeof tokens / sizeof tokens[0])];
-    size_t tlen = strlen(tok), pos, n;
-    switch (fuzz_below(11)) {
-    case 0: /* flip a bit */
-        if (*len)
-            b[fuzz_below(*len)] ^= (uint8_t)(1u << fuzz_below(8));
-        break;
-    case 1: { /* one interesting byte in place of another */
-        static const uint8_t bytes[] =
-            "{}[]\",:\\-0123456789eE.tfn \n\t\r\x00\x7f\x80\xbf\xc3\xed\xff";
-        if (*len)
-            b[fuzz_below(*len)] = bytes[fuzz_below(sizeof bytes - 1)];
-        break;
-    }
-    case 2: /* insert a token */
-    case 3:
-        replace(b, len, fuzz_below(*len + 1), 0, (const uint8_t *)tok, tlen);
-        break;
-    case 4: /* a token in place of a string's contents, quotes and all if it has them */
-        if (find_token(b, *len, true, &pos, &n)) {
-            if (tok[0] == '"' && tlen >= 2)
-                replace(b, len, pos - 1, n + 2, (const uint8_t *)tok, tlen);
-            else
-                replace(b, len, pos, n, (const uint8_t *)tok, tlen);
-        }
-        break;
-    case 5: /* a token in place of a number */
-        if (find_token(b, *len, false, &pos, &n))
-            replace(b, len, pos, n, (const uint8_t *)tok, tlen);
-        break;
-    case 6: /* delete a range */
-        if (*len) {
-            pos = fuzz_below(*len);
-            replace(b, len, pos, 1 + fuzz_below(fuzz_below(2) ? 8 : *len - pos), NULL, 0);
-        }
-        break;
-    case 7: /* duplicate a range elsewhere */
-        if (*len) {
-            pos = fuzz_below(*len);
-            n = 1 + fuzz_below(*len - pos < 256 ? *len - pos : 256);
-            uint8_t tmp[256];
-            memcpy(tmp, b + pos, n);
-            replace(b, len, fuzz_below(*len + 1), 0, tmp, n);
-        }
-        break;
-    case 8: /* truncate */
-        *len = fuzz_below(*len + 1);
-        break;
-    case 9: { /* splice: our head, the other input's tail */
-        size_t cut = fuzz_below(*len + 1), ocut = fuzz_below(other->len + 1);
-        if (cut + other->len - ocut <= FUZZ_MAX_INPUT) {
-            memcpy(b + cut, other->data + ocut, other->len - ocut);
-            *len = cut + other->len - ocut;
-        }
-        break;
-    }
-    case 10: { /* deep nesting around a random place */
-        uint8_t open[80], close[80];
-        size_t d = 1 + fuzz_below(80);
-        uint8_t o = fuzz_below(2) ? '[' : '{';
-        memset(open, o, d);
-        memset(close, o == '[' ? ']' : '}', d);
-        if (*len + 2 * d > FUZZ_MAX_INPUT)
-            break;
-        pos = fuzz_below(*len + 1);
-        size_t end = pos + fuzz_below(*len - pos + 1);
-        replace(b, len, end, 0, close, d);
-        replace(b, len, pos, 0, open, d);
-        break;
-    }
-    }
+    static const uint8_t bytes[] = "{}[]\",:\\-0123456789eE.tfn \n\t\r\x00\x7f\x80\xbf\xc3\xed\xff";
+    const fuzz_json_mutator m = {
+        .tokens = tokens,
+        .ntokens = sizeof tokens / sizeof tokens[0],
+        .bytes = bytes,
+        .nbytes = sizeof bytes - 1,
+        .max_input = FUZZ_MAX_INPUT,
+        .nesting = true,
+    };
+    fuzz_json_mutate(&m, b, len, other);
 }
 
 /* Inputs that trip parsers like this one; each runs once, as an exact-size heap copy. */

@@ -1,5 +1,5 @@
 # Shell helpers shared by the benchmark scripts (run.sh, sched.sh); sourced, never run. They
-# expect $scratch to name the run's scratch directory.
+# expect $scratch to name the run's scratch directory, and the script to define usage().
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -40,3 +40,54 @@ kb_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # yesno EXPR: "yes" when the awk expression EXPR (numbers only) holds.
 yesno() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 
+
+# bench_args PROG ARGS...: the flags every benchmark script takes. Sets reps, quick, bin_root,
+# out_file and keep; prints usage and exits on --help or a bad flag.
+bench_args() {
+    local prog="$1"
+    shift
+    reps=5
+    quick=0
+    bin_root=""
+    out_file=""
+    keep=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --reps)
+            reps="${2:?--reps needs a value}"
+            shift 2
+            ;;
+        --quick)
+            quick=1
+            shift
+            ;;
+        --bin-root)
+            bin_root="${2:?--bin-root needs a value}"
+            shift 2
+            ;;
+        --out)
+            out_file="${2:?--out needs a value}"
+            shift 2
+            ;;
+        --keep)
+            keep=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "$prog: unknown argument $1" >&2
+            usage >&2
+            exit 2
+            ;;
+        esac
+    done
+    case "$reps" in
+    '' | *[!0-9]* | 0)
+        echo "$prog: --reps must be a positive integer" >&2
+        exit 2
+        ;;
+    esac
+}

@@ -26,50 +26,10 @@ Environment: BENCH_OUTPUT_BASE (bazel --output_base, default ~/.cache/bazel-benc
 EOF
 }
 
-reps=5
-quick=0
-bin_root=""
-out_file=""
-keep=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --reps)
-        reps="${2:?--reps needs a value}"
-        shift 2
-        ;;
-    --quick)
-        quick=1
-        shift
-        ;;
-    --bin-root)
-        bin_root="${2:?--bin-root needs a value}"
-        shift 2
-        ;;
-    --out)
-        out_file="${2:?--out needs a value}"
-        shift 2
-        ;;
-    --keep)
-        keep=1
-        shift
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    *)
-        echo "bench/run.sh: unknown argument $1" >&2
-        usage >&2
-        exit 2
-        ;;
-    esac
-done
-case "$reps" in
-'' | *[!0-9]* | 0)
-    echo "bench/run.sh: --reps must be a positive integer" >&2
-    exit 2
-    ;;
-esac
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_args "bench/run.sh" "$@"
 
 spawns2="${BENCH_SPAWNS2:-1500}"
 spawns1="${BENCH_SPAWNS1:-600}"
@@ -87,11 +47,7 @@ if [ "$quick" = 1 ]; then
     health_calls=20
 fi
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
-
-# shellcheck source=bench/lib.sh
-. "$repo/bench/lib.sh"
 
 # ---- build -----------------------------------------------------------------------------------
 if [ -z "$bin_root" ]; then

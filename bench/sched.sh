@@ -29,50 +29,10 @@ Environment: BENCH_OUTPUT_BASE (bazel --output_base, default ~/.cache/bazel-benc
 EOF
 }
 
-reps=5
-quick=0
-bin_root=""
-out_file=""
-keep=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --reps)
-        reps="${2:?--reps needs a value}"
-        shift 2
-        ;;
-    --quick)
-        quick=1
-        shift
-        ;;
-    --bin-root)
-        bin_root="${2:?--bin-root needs a value}"
-        shift 2
-        ;;
-    --out)
-        out_file="${2:?--out needs a value}"
-        shift 2
-        ;;
-    --keep)
-        keep=1
-        shift
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    *)
-        echo "bench/sched.sh: unknown argument $1" >&2
-        usage >&2
-        exit 2
-        ;;
-    esac
-done
-case "$reps" in
-'' | *[!0-9]* | 0)
-    echo "bench/sched.sh: --reps must be a positive integer" >&2
-    exit 2
-    ;;
-esac
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_args "bench/sched.sh" "$@"
 tasks1="${BENCH_TASKS1:-300}"
 tasks64="${BENCH_TASKS64:-2000}"
 submits="${BENCH_SUBMITS:-20000}"
@@ -85,9 +45,6 @@ if [ "$quick" = 1 ]; then
     queued=300
 fi
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-# shellcheck source=bench/lib.sh
-. "$repo/bench/lib.sh"
 cd "$repo"
 
 if [ -z "$bin_root" ]; then

@@ -54,14 +54,6 @@ struct slot {
     int phase; /* watch: 0 waiting for the message, 1 waiting for the status */
 };
 
-static grpc_byte_buffer *bb_of(const void *data, size_t len)
-{
-    grpc_slice s = grpc_slice_from_copied_buffer(data, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
 static void slot_reset(slot *s)
 {
     if (s->call)
@@ -127,7 +119,7 @@ static bool start_task(slot *s)
     s->t0_us = rpc_now_us();
     if (s->index == l->warmup)
         l->t_first_us = s->t0_us;
-    return start_call(s, SUBMIT_METHOD, bb_of(l->submit_req, l->submit_len), false);
+    return start_call(s, SUBMIT_METHOD, rpc_bb_from(l->submit_req, l->submit_len), false);
 }
 
 static void task_done(slot *s, bool ok, const char *why)
@@ -189,7 +181,7 @@ static void on_event(rpc_tag *tag, bool ok)
         pm__scheduler__v1__task__free_unpacked(t, NULL);
         slot_reset(s);
         s->watching = true;
-        if (!start_call(s, WATCH_METHOD, bb_of(buf, wl), true))
+        if (!start_call(s, WATCH_METHOD, rpc_bb_from(buf, wl), true))
             task_done(s, false, "Watch could not start");
         return;
     }

@@ -131,22 +131,9 @@ void sch_reply_bb(sch_call *c, grpc_byte_buffer *bb, grpc_status_code code, cons
     call_unref(c); /* the handler is done with it */
 }
 
-static grpc_byte_buffer *pack_bb(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return NULL;
-    protobuf_c_message_pack(m, buf);
-    grpc_slice sl = grpc_slice_new(buf, len, free);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
 void sch_reply(sch_call *c, const ProtobufCMessage *msg, grpc_status_code code, const char *why)
 {
-    sch_reply_bb(c, code == GRPC_STATUS_OK && msg ? pack_bb(msg) : NULL, code, why);
+    sch_reply_bb(c, code == GRPC_STATUS_OK && msg ? sch_pack_bb(msg) : NULL, code, why);
 }
 
 static void on_send(rpc_tag *t, bool ok)
@@ -196,13 +183,6 @@ static bool id_or_reply(sch_call *c, const char *idstr, int64_t *id)
     snprintf(msg, sizeof msg, "task id \"%.100s\" is not a task id (a positive number)", idstr);
     sch_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, msg);
     return false;
-}
-
-static const char *state_name(int st)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&pm__scheduler__v1__task_state__descriptor, st);
-    return v ? v->name : "?";
 }
 
 typedef struct {
@@ -605,7 +585,7 @@ static void handle_cancel(sch *s, sch_call *c, const char *idstr, bool requeue)
             if (r) {
                 code = GRPC_STATUS_FAILED_PRECONDITION;
                 snprintf(msg, sizeof msg, "task %" PRId64 " is already %s", id,
-                         state_name(r->state));
+                         sch_state_name(r->state));
                 protobuf_c_message_free_unpacked(&r->base, NULL);
             }
             sch_reply(c, NULL, code, msg);

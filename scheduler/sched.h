@@ -89,7 +89,6 @@ typedef struct {
     grpc_status_code status;
     grpc_slice details;
     rpc_tag tag;
-    int pending;
 } sch_exec;
 
 struct sch_worker {
@@ -111,7 +110,6 @@ struct sch_pool {
     sch_worker *workers;
     sch_task **heap; /* QUEUED tasks whose not_before has passed: priority, then id */
     size_t n_heap, cap_heap;
-    bool resolved_once;
 };
 
 int sch_workers_init(sch *s, char *err, size_t errlen);
@@ -182,8 +180,10 @@ void sch_run_resume(sch_task *t);
 /* The lease write of t came back with rc (writer completion, mu held). */
 void sch_lease_committed(sch *s, sch_task *t, int rc);
 
-/* Packs a record with the row's columns into a new byte buffer. */
-grpc_byte_buffer *sch_rec_bb(const sch_rec *r, bool with_steps);
+/* "QUEUED", "RUNNING", ... for messages. */
+const char *sch_state_name(int state);
+/* Packs a message into a new byte buffer (no copy of the packed bytes); NULL without memory. */
+grpc_byte_buffer *sch_pack_bb(const ProtobufCMessage *m);
 /* Unpacks a row's record and overwrites its copies of the columns; NULL on failure. */
 sch_rec *sch_rec_from_row(const sch_task_row *row);
 void sch_rec_set_str(char **field, const char *v);
@@ -215,10 +215,7 @@ struct sch_op {
     bool durable;        /* acknowledges something: its commit must be fsynced */
     int rc;              /* the store's answer */
     char error[256];
-    uint8_t *existing; /* OP_SUBMIT: the record of the task with the same key */
-    size_t existing_len;
-    int64_t existing_id;
-    uint64_t existing_seq;
+    int64_t existing_id;              /* OP_SUBMIT: the task that already has the key (rc 1) */
     void (*done)(sch *s, sch_op *op); /* with no lock held, after commit */
     void *arg;
     void *arg2;
@@ -294,7 +291,6 @@ struct sch {
     uint64_t commits, committed_ops;
 
     pthread_mutex_t mu;
-    pthread_cond_t cond;
     sch_pool *pools;
     size_t n_pools;
     sch_task *buckets[SCH_TASK_BUCKETS];

@@ -68,7 +68,7 @@ void sch_rec_set_str(char **field, const char *v)
     *field = n;
 }
 
-static const char *state_name(int st)
+const char *sch_state_name(int st)
 {
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&pm__scheduler__v1__task_state__descriptor, st);
@@ -241,18 +241,13 @@ sch_rec *sch_rec_from_row(const sch_task_row *row)
     return r;
 }
 
-grpc_byte_buffer *sch_rec_bb(const sch_rec *r, bool with_steps)
+grpc_byte_buffer *sch_pack_bb(const ProtobufCMessage *m)
 {
-    sch_rec copy = *r;
-    if (!with_steps) {
-        copy.n_steps = 0;
-        copy.steps = NULL;
-    }
-    size_t len = protobuf_c_message_get_packed_size(&copy.base);
+    size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return NULL;
-    protobuf_c_message_pack(&copy.base, buf);
+    protobuf_c_message_pack(m, buf);
     grpc_slice sl = grpc_slice_new(buf, len, free);
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
     grpc_slice_unref(sl);
@@ -293,7 +288,7 @@ static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char
     if (!op || sch_op_event(op, &ev) < 0 || sch_op_task(op, t) < 0) {
         /* Without memory the write cannot even be queued; the task stays as it is in the store
          * and recovery after a restart picks it up. */
-        rpc_log("error", "write_lost", "task=%s state=%s", t->idstr, state_name(r->state));
+        rpc_log("error", "write_lost", "task=%s state=%s", t->idstr, sch_state_name(r->state));
         sch_op_free(op);
         return;
     }
@@ -406,7 +401,7 @@ static void finish(sch *s, sch_task *t, int state, const char *why)
     else
         s->failed++;
     rpc_log(state == SCH_SUCCEEDED ? "info" : "warn", "task_done",
-            "task=%s state=%s attempt=%u error=\"%s\"", t->idstr, state_name(state), r->attempt,
+            "task=%s state=%s attempt=%u error=\"%s\"", t->idstr, sch_state_name(state), r->attempt,
             why ? why : "");
     write_state(s, t, r->attempt, why ? why : "");
 }
@@ -729,14 +724,7 @@ static grpc_byte_buffer *run_request(const sch_task *t, const Pm__Scheduler__V1_
     req.commands = pc;
     req.timeout_ms = timeout_ms;
     req.output_cap = t->rec->output_cap;
-    size_t len = pm__executor__v1__run_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf) {
-        pm__executor__v1__run_request__pack(&req, buf);
-        grpc_slice sl = grpc_slice_new(buf, len, free);
-        bb = grpc_raw_byte_buffer_create(&sl, 1);
-        grpc_slice_unref(sl);
-    }
+    bb = sch_pack_bb(&req.base);
 out:
     for (size_t i = 0; cmds && i < n; i++)
         if (cmds[i].shell != protobuf_c_empty_string)
@@ -1150,7 +1138,7 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
         snprintf(msg, len,
                  "task %" PRId64 " is %s; only FAILED, CANCELLED or DEAD tasks can be "
                  "requeued",
-                 id, state_name(l.row.state));
+                 id, sch_state_name(l.row.state));
         protobuf_c_message_free_unpacked(&l.rec->base, NULL);
         return GRPC_STATUS_FAILED_PRECONDITION;
     }

@@ -382,7 +382,6 @@ static void pool_sync(sch *s, sch_pool *p, char **addrs, int n)
         if (!found)
             worker_new(s, p, addrs[i]);
     }
-    p->resolved_once = true;
 }
 
 void *sch_resolver_thread(void *arg)

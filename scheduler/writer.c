@@ -34,7 +34,6 @@ void sch_op_free(sch_op *op)
     free(op->pipeline);
     free(op->lease_owner);
     free(op->name);
-    free(op->existing);
     free(op);
 }
 
@@ -107,16 +106,8 @@ void sch_write(sch *s, sch_op *op)
 
 static int remember_existing(const sch_task_row *row, void *arg)
 {
-    sch_op *op = arg;
-    op->existing = malloc(row->record_len ? row->record_len : 1);
-    if (!op->existing)
-        return -ENOMEM;
-    memcpy(op->existing, row->record, row->record_len);
-    op->existing_len = row->record_len;
-    op->existing_id = row->id;
-    op->existing_seq = row->last_seq;
-    /* The columns are the truth; the record's copies are refreshed by sch_rec_from_row later,
-     * so keep what is needed to rebuild the row. */
+    /* Only the id: the answer is built from the task as it is when the batch has committed. */
+    ((sch_op *)arg)->existing_id = row->id;
     return 0;
 }
 

@@ -91,3 +91,50 @@ bench_args() {
         ;;
     esac
 }
+
+# bench_build TARGETS...: unless --bin-root was given, builds the targets in opt mode with the
+# repository's own flags (.bazelrc: -Wall -Wextra -Werror) and sets bin_root to their bazel-bin.
+# At -O2 Debian's FORTIFY headers enable warnings fastbuild does not see (format-truncation);
+# they are errors here too, on purpose: the benchmark measures what ships. The benchmarks have
+# their own output base, and the convenience symlinks of the work tree are left alone. Sets
+# build_mode for the report.
+bench_build() {
+    if [ -n "$bin_root" ]; then
+        build_mode="prebuilt ($bin_root)"
+        return
+    fi
+    local flags=(-c opt --experimental_convenience_symlinks=ignore)
+    local ob="${BENCH_OUTPUT_BASE:-$HOME/.cache/bazel-bench}"
+    log "building (bazel --output_base=$ob build ${flags[*]})"
+    bazel --output_base="$ob" build "${flags[@]}" "$@" >&2
+    bin_root="$(bazel --output_base="$ob" info "${flags[@]}" bazel-bin 2>/dev/null)"
+    build_mode="bazel -c opt"
+}
+
+# bench_scratch PREFIX: makes the run's scratch directory and a trap that, on exit, stops every
+# process in pids, removes the directories in cleanup_dirs and the scratch directory (unless
+# --keep).
+bench_scratch() {
+    scratch="$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/$1.XXXXXX")"
+    pids=()
+    cleanup_dirs=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    for p in "${cleanup_dirs[@]}"; do
+        rm -rf "$p"
+    done
+    if [ "$keep" = 1 ]; then
+        log "kept $scratch"
+    else
+        rm -rf "$scratch"
+    fi
+}

@@ -49,23 +49,8 @@ fi
 
 cd "$repo"
 
-# ---- build -----------------------------------------------------------------------------------
-if [ -z "$bin_root" ]; then
-    # The repository's own flags (.bazelrc: -Wall -Wextra -Werror) in opt mode. At -O2 Debian's
-    # FORTIFY headers enable warnings fastbuild does not see (format-truncation); they are errors
-    # here too, on purpose: the benchmark measures what ships.
-    # The convenience symlinks (bazel-bin, ...) in the shared work tree are left alone.
-    bazel_flags=(-c opt --experimental_convenience_symlinks=ignore)
-    ob="${BENCH_OUTPUT_BASE:-$HOME/.cache/bazel-bench}"
-    log "building (bazel --output_base=$ob build ${bazel_flags[*]})"
-    bazel --output_base="$ob" build "${bazel_flags[@]}" \
-        //bench:spawn_floor //bench:run_load //bench:stream //bench:free_port \
-        //executor:pm-executor //executor:pm-executor-static >&2
-    bin_root="$(bazel --output_base="$ob" info "${bazel_flags[@]}" bazel-bin 2>/dev/null)"
-    build_mode="bazel -c opt"
-else
-    build_mode="prebuilt ($bin_root)"
-fi
+bench_build //bench:spawn_floor //bench:run_load //bench:stream //bench:free_port \
+    //executor:pm-executor //executor:pm-executor-static
 spawn_floor="$bin_root/bench/spawn_floor"
 run_load="$bin_root/bench/run_load"
 stream="$bin_root/bench/stream"
@@ -76,23 +61,7 @@ for f in "$spawn_floor" "$run_load" "$stream" "$free_port" "$exe_static"; do
     [ -x "$f" ] || die "missing $f"
 done
 
-scratch="$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/pmbench.XXXXXX")"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then
-        log "kept $scratch"
-    else
-        rm -rf "$scratch"
-    fi
-}
-trap cleanup EXIT
+bench_scratch pmbench
 
 # ---- helpers ---------------------------------------------------------------------------------
 

@@ -47,17 +47,8 @@ fi
 
 cd "$repo"
 
-if [ -z "$bin_root" ]; then
-    bazel_flags=(-c opt --experimental_convenience_symlinks=ignore)
-    ob="${BENCH_OUTPUT_BASE:-$HOME/.cache/bazel-bench}"
-    log "building (bazel --output_base=$ob build ${bazel_flags[*]})"
-    bazel --output_base="$ob" build "${bazel_flags[@]}" //bench:run_load //bench:sched_load \
-        //executor:pm-executor //scheduler:pm-scheduler >&2
-    bin_root="$(bazel --output_base="$ob" info "${bazel_flags[@]}" bazel-bin 2>/dev/null)"
-    build_mode="bazel -c opt"
-else
-    build_mode="prebuilt ($bin_root)"
-fi
+bench_build //bench:run_load //bench:sched_load //executor:pm-executor \
+    //scheduler:pm-scheduler
 run_load="$bin_root/bench/run_load"
 sched_load="$bin_root/bench/sched_load"
 executor="$bin_root/executor/pm-executor"
@@ -66,29 +57,13 @@ for f in "$run_load" "$sched_load" "$executor" "$scheduler"; do
     [ -x "$f" ] || die "missing $f"
 done
 
-scratch="$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/pmsched.XXXXXX")"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "${sockdir:-/nonexistent}"
-    if [ "$keep" = 1 ]; then
-        log "kept $scratch"
-    else
-        rm -rf "$scratch"
-    fi
-}
-trap cleanup EXIT
+bench_scratch pmsched
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # A socket path must fit in 108 bytes; a test's scratch directory can be deeper than that.
 sockdir="$(mktemp -d /tmp/pmsock.XXXXXX)"
+cleanup_dirs+=("$sockdir")
 sock="$sockdir/x.sock"
 "$executor" --listen "unix:$sock" --name x --max-concurrent 1024 2>>"$scratch/executor.log" &
 pids+=($!)

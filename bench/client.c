@@ -192,24 +192,12 @@ static bool call_start(bench_client *cl, call_slot *sl)
     sl->send_bb = rpc_bb_from(cl->cfg.request, cl->cfg.request_len);
 
     grpc_op ops[5];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = sl->send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &sl->md_initial;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &sl->recv_bb;
+    size_t n = rpc_client_open_ops(ops, NULL, 0, sl->send_bb, &sl->md_initial, &sl->recv_bb);
     bool recv_started =
-        grpc_call_start_batch(sl->call, ops, 5, &sl->tag_recv, NULL) == GRPC_CALL_OK;
+        grpc_call_start_batch(sl->call, ops, n, &sl->tag_recv, NULL) == GRPC_CALL_OK;
 
     grpc_op st;
-    memset(&st, 0, sizeof st);
-    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    st.data.recv_status_on_client.trailing_metadata = &sl->md_trailing;
-    st.data.recv_status_on_client.status = &sl->status;
-    st.data.recv_status_on_client.status_details = &sl->details;
+    rpc_client_status_op(&st, &sl->md_trailing, &sl->status, &sl->details);
     bool status_started =
         grpc_call_start_batch(sl->call, &st, 1, &sl->tag_status, NULL) == GRPC_CALL_OK;
 
@@ -370,21 +358,10 @@ static grpc_status_code health_once(bench_client *cl, bool *serving)
     grpc_call *call = grpc_channel_create_call(cl->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cl->cq,
                                                method, NULL, deadline_in_ms(1000), NULL);
     grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_i;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &reply;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_t;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    size_t n = rpc_client_open_ops(ops, NULL, 0, req, &md_i, &reply);
+    rpc_client_status_op(&ops[n++], &md_t, &status, &details);
     *serving = false;
-    if (grpc_call_start_batch(call, ops, 6, &w.tag, NULL) == GRPC_CALL_OK) {
+    if (grpc_call_start_batch(call, ops, n, &w.tag, NULL) == GRPC_CALL_OK) {
         while (!w.done) {
             grpc_event ev = grpc_completion_queue_next(cl->cq, deadline_in_ms(5000), NULL);
             if (ev.type == GRPC_OP_COMPLETE && ev.tag == &w.tag)

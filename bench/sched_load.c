@@ -88,21 +88,10 @@ static bool start_call(slot *s, const char *method, grpc_byte_buffer *req, bool 
                                        deadline(), NULL);
     s->send_bb = req;
     grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &s->recv_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &s->md_trail;
-    ops[5].data.recv_status_on_client.status = &s->status;
-    ops[5].data.recv_status_on_client.status_details = &s->details;
+    size_t n = rpc_client_open_ops(ops, NULL, 0, req, &s->md_init, &s->recv_bb);
     /* A stream's status comes only after every message: read messages one by one first. */
-    size_t n = stream ? 5 : 6;
+    if (!stream)
+        rpc_client_status_op(&ops[n++], &s->md_trail, &s->status, &s->details);
     s->tag.fn = on_event;
     s->phase = 0;
     return s->call && grpc_call_start_batch(s->call, ops, n, &s->tag, NULL) == GRPC_CALL_OK;
@@ -217,11 +206,7 @@ static void on_event(rpc_tag *tag, bool ok)
     }
     /* The stream ended: fetch the status. */
     grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    op.data.recv_status_on_client.trailing_metadata = &s->md_trail;
-    op.data.recv_status_on_client.status = &s->status;
-    op.data.recv_status_on_client.status_details = &s->details;
+    rpc_client_status_op(&op, &s->md_trail, &s->status, &s->details);
     s->phase = 1;
     if (grpc_call_start_batch(s->call, &op, 1, &s->tag, NULL) != GRPC_CALL_OK)
         task_done(s, false, "Watch status failed");

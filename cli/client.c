@@ -333,16 +333,8 @@ static int call_run(cli_conn *c, const char *method, const ProtobufCMessage *req
     cs.send_bb = pack_message(req);
 
     grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = cs.auth_count;
-    ops[0].data.send_initial_metadata.metadata = cs.auth_count ? &cs.auth : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = cs.send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs.initial_md;
-    grpc_call_error e = grpc_call_start_batch(cs.call, ops, 4, (void *)(intptr_t)TAG_START, NULL);
+    size_t n = rpc_client_open_ops(ops, &cs.auth, cs.auth_count, cs.send_bb, &cs.initial_md, NULL);
+    grpc_call_error e = grpc_call_start_batch(cs.call, ops, n, (void *)(intptr_t)TAG_START, NULL);
     if (e != GRPC_CALL_OK) {
         /* Nothing was started, so there is no tag to wait for. */
         cs.local_rc = -EIO;
@@ -352,11 +344,7 @@ static int call_run(cli_conn *c, const char *method, const ProtobufCMessage *req
     }
     cs.pending++;
 
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &cs.trailing_md;
-    ops[0].data.recv_status_on_client.status = &cs.status;
-    ops[0].data.recv_status_on_client.status_details = &cs.details;
+    rpc_client_status_op(&ops[0], &cs.trailing_md, &cs.status, &cs.details);
     if (grpc_call_start_batch(cs.call, ops, 1, (void *)(intptr_t)TAG_STATUS, NULL) == GRPC_CALL_OK)
         cs.pending++;
     else

@@ -289,3 +289,33 @@ int rpc_read_token(const char *prog, const char *flag, const char *path, char **
     }
     return 0;
 }
+
+size_t rpc_client_open_ops(grpc_op *ops, grpc_metadata *md, size_t n_md, grpc_byte_buffer *req,
+                           grpc_metadata_array *md_init, grpc_byte_buffer **recv)
+{
+    size_t n = recv ? 5 : 4;
+    memset(ops, 0, n * sizeof *ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = n_md;
+    ops[0].data.send_initial_metadata.metadata = n_md ? md : NULL;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = md_init;
+    if (recv) {
+        ops[4].op = GRPC_OP_RECV_MESSAGE;
+        ops[4].data.recv_message.recv_message = recv;
+    }
+    return n;
+}
+
+void rpc_client_status_op(grpc_op *op, grpc_metadata_array *md_trail, grpc_status_code *status,
+                          grpc_slice *details)
+{
+    memset(op, 0, sizeof *op);
+    op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op->data.recv_status_on_client.trailing_metadata = md_trail;
+    op->data.recv_status_on_client.status = status;
+    op->data.recv_status_on_client.status_details = details;
+}

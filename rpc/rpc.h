@@ -174,6 +174,20 @@ void rpc_health_shutdown(rpc_health *h);
 /* Frees it; only after the completion queue has been drained. */
 void rpc_health_destroy(rpc_health *h);
 
+/* ---- client calls ----------------------------------------------------------------------- */
+
+/*
+ * Writes the opening ops of a client call into ops (room for 6): SEND_INITIAL_METADATA with the
+ * n_md entries of md (none when 0), SEND_MESSAGE req, SEND_CLOSE_FROM_CLIENT, RECV_INITIAL_METADATA
+ * into md_init, then RECV_MESSAGE into *recv unless recv is NULL. Returns how many it wrote.
+ */
+size_t rpc_client_open_ops(grpc_op *ops, grpc_metadata *md, size_t n_md, grpc_byte_buffer *req,
+                           grpc_metadata_array *md_init, grpc_byte_buffer **recv);
+
+/* Writes one RECV_STATUS_ON_CLIENT op into *op. */
+void rpc_client_status_op(grpc_op *op, grpc_metadata_array *md_trail, grpc_status_code *status,
+                          grpc_slice *details);
+
 /* Sends the usual unary reply: initial metadata, message (may be NULL) and status, with tag. */
 grpc_call_error rpc_send_unary(grpc_call *call, grpc_byte_buffer *msg, grpc_status_code code,
                                const char *details, rpc_tag *tag);

@@ -802,35 +802,24 @@ static void start_step(sch *s, sch_task *t)
     grpc_slice method = grpc_slice_from_static_string(EXEC_RUN_METHOD);
     run->call = grpc_channel_create_call(e->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
                                          dl, NULL);
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (s->executor_token) {
         char hdr[4200];
         snprintf(hdr, sizeof hdr, "Bearer %.4096s", s->executor_token);
         run->auth.key = grpc_slice_from_static_string("authorization");
         run->auth.value = grpc_slice_from_copied_string(hdr);
         run->has_auth = true;
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &run->auth;
     }
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = run->send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &run->md_init;
-    if (!run->call || grpc_call_start_batch(run->call, ops, 4, &run->tag_start, NULL) != 0) {
+    grpc_op ops[4];
+    size_t n =
+        rpc_client_open_ops(ops, &run->auth, run->has_auth, run->send_bb, &run->md_init, NULL);
+    if (!run->call || grpc_call_start_batch(run->call, ops, n, &run->tag_start, NULL) != 0) {
         run_free(run);
         requeue(s, t, true, "could not start the call to the executor");
         return;
     }
     run->pending++;
     grpc_op sop;
-    memset(&sop, 0, sizeof sop);
-    sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    sop.data.recv_status_on_client.trailing_metadata = &run->md_trail;
-    sop.data.recv_status_on_client.status = &run->status;
-    sop.data.recv_status_on_client.status_details = &run->details;
+    rpc_client_status_op(&sop, &run->md_trail, &run->status, &run->details);
     if (grpc_call_start_batch(run->call, &sop, 1, &run->tag_status, NULL) == GRPC_CALL_OK)
         run->pending++;
     run_recv(run);

@@ -263,20 +263,9 @@ static void check_exec(sch *s, sch_exec *e, uint64_t timeout_ms)
     grpc_slice empty = grpc_empty_slice();
     grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&empty, 1);
     grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &e->md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &e->recv_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &e->md_trail;
-    ops[5].data.recv_status_on_client.status = &e->status;
-    ops[5].data.recv_status_on_client.status_details = &e->details;
-    if (e->call && grpc_call_start_batch(e->call, ops, 6, &e->tag, NULL) == GRPC_CALL_OK) {
+    size_t n = rpc_client_open_ops(ops, NULL, 0, req, &e->md_init, &e->recv_bb);
+    rpc_client_status_op(&ops[n++], &e->md_trail, &e->status, &e->details);
+    if (e->call && grpc_call_start_batch(e->call, ops, n, &e->tag, NULL) == GRPC_CALL_OK) {
         e->checking = true;
     } else {
         if (e->call)

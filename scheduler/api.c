@@ -1262,12 +1262,9 @@ int sch_api_register(sch *s)
     return 0;
 }
 
-int sch_api_start(sch *s, char *err, size_t errlen)
+void sch_api_start(sch *s)
 {
-    (void)err;
-    (void)errlen;
     for (int m = 0; m < M_COUNT; m++)
         for (int i = 0; i < armed[m]; i++)
             arm(s, m);
-    return 0;
 }

@@ -184,7 +184,7 @@ int sch_main(const sch_config *cfg)
         goto out_grpc;
     }
     grpc_server_start(s->server);
-    sch_api_start(s, err, sizeof err);
+    sch_api_start(s);
     rpc_health_start(s->health, s->cq);
     rpc_unimplemented_start(s->server, s->cq, 4);
     pthread_create(&s->cq_thread, NULL, cq_main, s->cq);

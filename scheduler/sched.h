@@ -256,7 +256,7 @@ void sch_reply(sch_call *c, const ProtobufCMessage *msg, grpc_status_code code, 
 void sch_reply_bb(sch_call *c, grpc_byte_buffer *bb, grpc_status_code code, const char *why);
 /* Registers the methods (before grpc_server_start), then posts the first requests. */
 int sch_api_register(sch *s);
-int sch_api_start(sch *s, char *err, size_t errlen);
+void sch_api_start(sch *s);
 /* A Watch call's send came back. */
 void sch_watch_sent(sch_watch *w, bool ok);
 /* Wakes the watchers in list after a commit; ev[0..n) are the events it stored (n may be 0). */

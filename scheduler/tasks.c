@@ -354,23 +354,17 @@ static void op_done(sch *s, sch_op *op)
     }
     if (t->run && t->run->recv_paused && t->backlog < MAX_BACKLOG / 2)
         sch_run_resume(t);
+    /* Its worker was released (and dispatch run) when the final write was queued; once that
+     * write is in, the task leaves memory. No watcher can register after this: they find
+     * tasks under the same lock. */
     bool gone = t->phase == TP_FINISHING && state_final(t->rec->state) && t->writes == 0;
-    if (gone) {
+    if (gone)
         task_remove(s, t);
-        if (t->pool)
-            sch_dispatch(s);
-    }
     pthread_mutex_unlock(&s->mu);
     /* Watchers read the store themselves; a task gone from memory tells them it is final. */
     sch_watch_kick(s, kick, op->rc < 0 ? NULL : op->events, op->rc < 0 ? 0 : op->n_events);
-    if (gone) {
-        pthread_mutex_lock(&s->mu);
-        kick = t->watchers;
-        t->watchers = NULL;
-        pthread_mutex_unlock(&s->mu);
-        sch_watch_kick(s, kick, NULL, 0);
+    if (gone)
         sch_task_free(t);
-    }
     sch_op_free(op);
 }
 
@@ -922,6 +916,18 @@ void sch_task_adopt(sch *s, sch_task *t)
     sch_dispatch(s);
 }
 
+/* The pool a stored task runs on (the one it names, or the first with all its executors); NULL
+ * with err set when the workers config no longer has one. */
+static sch_pool *pool_of(sch *s, const sch_rec *r, char *err, size_t len)
+{
+    sch_pipeline *pipe = NULL;
+    if (sch_pipeline_from_pb(r->pipeline, &pipe, err, len) < 0)
+        return NULL;
+    sch_pool *p = sch_pool_for(s, r->pool, pipe, err, len);
+    sch_pipeline_free(pipe);
+    return p;
+}
+
 static int count_events(uint64_t seq, const uint8_t *data, size_t len, void *arg)
 {
     (void)data;
@@ -960,11 +966,7 @@ static int recover_row(const sch_task_row *row, void *arg)
     s->reader->ops->events_read(s->reader, row->id, row->last_seq, UINT32_MAX, count_events, &last);
     r->last_seq = last;
     char err[256];
-    sch_pipeline *pipe = NULL;
-    if (sch_pipeline_from_pb(r->pipeline, &pipe, err, sizeof err) == 0) {
-        t->pool = sch_pool_for(s, r->pool, pipe, err, sizeof err);
-        sch_pipeline_free(pipe);
-    }
+    t->pool = pool_of(s, r, err, sizeof err);
     t->next_seq = last + 1;
     t->committed_seq = last;
     task_insert(s, t);
@@ -1133,11 +1135,8 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
     }
     sch_task *t = calloc(1, sizeof *t);
     char err[256];
-    sch_pipeline *pipe = NULL;
-    if (t && sch_pipeline_from_pb(l.rec->pipeline, &pipe, err, sizeof err) == 0) {
-        t->pool = sch_pool_for(s, l.rec->pool, pipe, err, sizeof err);
-        sch_pipeline_free(pipe);
-    }
+    if (t)
+        t->pool = pool_of(s, l.rec, err, sizeof err);
     if (!t || !t->pool) {
         snprintf(msg, len, "task %" PRId64 " cannot run here: %.200s", id, t ? err : "no memory");
         free(t);

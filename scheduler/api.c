@@ -185,36 +185,25 @@ static bool id_or_reply(sch_call *c, const char *idstr, int64_t *id)
     return false;
 }
 
-typedef struct {
-    sch_rec *rec;
-} got_rec;
-
-static int take_rec(const sch_task_row *row, void *arg)
-{
-    got_rec *g = arg;
-    g->rec = sch_rec_from_row(row);
-    return 0;
-}
-
 /* The stored record of a task not in memory; NULL with *code and msg set. */
 static sch_rec *read_task(sch *s, int64_t id, grpc_status_code *code, char *msg, size_t len)
 {
-    got_rec g = {0};
+    sch_rec *rec = NULL;
     pthread_mutex_lock(&s->reader_mu);
-    int rc = s->reader->ops->task_get(s->reader, id, take_rec, &g);
+    int rc = s->reader->ops->task_get(s->reader, id, sch_rec_take, &rec);
     pthread_mutex_unlock(&s->reader_mu);
     if (rc == -ENOENT) {
         *code = GRPC_STATUS_NOT_FOUND;
         snprintf(msg, len, "no task %" PRId64, id);
-    } else if (rc < 0 || !g.rec) {
+    } else if (rc < 0 || !rec) {
         *code = GRPC_STATUS_UNAVAILABLE;
         snprintf(msg, len, "task %" PRId64 " could not be read: %s", id,
                  rc < 0 ? sch_store_error(s->reader) : "its record does not decode");
-        if (g.rec)
-            protobuf_c_message_free_unpacked(&g.rec->base, NULL);
+        if (rec)
+            protobuf_c_message_free_unpacked(&rec->base, NULL);
         return NULL;
     }
-    return g.rec;
+    return rec;
 }
 
 static bool name_ok(const char *n)

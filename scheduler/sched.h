@@ -186,6 +186,8 @@ const char *sch_state_name(int state);
 grpc_byte_buffer *sch_pack_bb(const ProtobufCMessage *m);
 /* Unpacks a row's record and overwrites its copies of the columns; NULL on failure. */
 sch_rec *sch_rec_from_row(const sch_task_row *row);
+/* A row callback of the store: *(sch_rec **)arg = sch_rec_from_row(row). */
+int sch_rec_take(const sch_task_row *row, void *arg);
 void sch_rec_set_str(char **field, const char *v);
 char *sch_xstrdup(const char *s);
 

@@ -241,6 +241,12 @@ sch_rec *sch_rec_from_row(const sch_task_row *row)
     return r;
 }
 
+int sch_rec_take(const sch_task_row *row, void *arg)
+{
+    *(sch_rec **)arg = sch_rec_from_row(row);
+    return 0;
+}
+
 grpc_byte_buffer *sch_pack_bb(const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
@@ -1078,27 +1084,13 @@ static void requeue_committed(sch *s, sch_op *op)
     sch_op_free(op);
 }
 
-typedef struct {
-    sch_task_row row;
-    sch_rec *rec;
-} loaded;
-
-static int load_row(const sch_task_row *row, void *arg)
-{
-    loaded *l = arg;
-    l->row = *row;
-    l->row.record = NULL;
-    l->rec = sch_rec_from_row(row);
-    return 0;
-}
-
 grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, size_t len)
 {
     if (sch_task_find(s, id)) {
         snprintf(msg, len, "task %" PRId64 " is still active", id);
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
-    loaded l = {0};
+    sch_rec *rec = NULL;
     /* The row and its newest event are read in one snapshot: read apart, a Requeue committed in
      * between would show an old row with the new events, and a second Requeue would then take
      * the next seq and pass (two copies of the task running). In one snapshot, racing Requeues
@@ -1107,9 +1099,9 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
     pthread_mutex_lock(&s->reader_mu);
     sch_store *rd = s->reader;
     bool snap = rd->ops->begin(rd) == 0;
-    int rc = rd->ops->task_get(rd, id, load_row, &l);
-    if (rc == 0 && l.rec) {
-        last = l.row.last_seq;
+    int rc = rd->ops->task_get(rd, id, sch_rec_take, &rec);
+    if (rc == 0 && rec) {
+        last = rec->last_seq;
         rd->ops->events_read(rd, id, last, UINT32_MAX, count_events, &last);
     }
     if (snap)
@@ -1119,34 +1111,34 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
         snprintf(msg, len, "no task %" PRId64, id);
         return GRPC_STATUS_NOT_FOUND;
     }
-    if (rc < 0 || !l.rec) {
+    if (rc < 0 || !rec) {
         snprintf(msg, len, "task %" PRId64 " could not be read", id);
-        if (l.rec)
-            protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+        if (rec)
+            protobuf_c_message_free_unpacked(&rec->base, NULL);
         return GRPC_STATUS_UNAVAILABLE;
     }
-    if (l.row.state == SCH_SUCCEEDED || !state_final(l.row.state)) {
+    if ((int)rec->state == SCH_SUCCEEDED || !state_final((int)rec->state)) {
         snprintf(msg, len,
                  "task %" PRId64 " is %s; only FAILED, CANCELLED or DEAD tasks can be "
                  "requeued",
-                 id, sch_state_name(l.row.state));
-        protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+                 id, sch_state_name((int)rec->state));
+        protobuf_c_message_free_unpacked(&rec->base, NULL);
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
     sch_task *t = calloc(1, sizeof *t);
     char err[256];
     if (t)
-        t->pool = pool_of(s, l.rec, err, sizeof err);
+        t->pool = pool_of(s, rec, err, sizeof err);
     if (!t || !t->pool) {
         snprintf(msg, len, "task %" PRId64 " cannot run here: %.200s", id, t ? err : "no memory");
         free(t);
-        protobuf_c_message_free_unpacked(&l.rec->base, NULL);
+        protobuf_c_message_free_unpacked(&rec->base, NULL);
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
     /* Every event of the old attempts stays; the new ones follow on. */
     t->id = id;
     snprintf(t->idstr, sizeof t->idstr, "%" PRId64, id);
-    t->rec = l.rec;
+    t->rec = rec;
     t->next_seq = last + 1;
     t->rec->state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
     t->rec->failed_attempts = 0;

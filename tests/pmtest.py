@@ -248,28 +248,7 @@ class Executor:
             return ""
 
     def wait_healthy(self, timeout=STARTUP_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            rc = self.proc.poll()
-            if rc is not None:
-                raise AssertionError("pm-executor exited with %d before serving; argv %r; log:\n%s"
-                                     % (rc, self.argv, self.log()))
-            # A fresh channel per attempt: a channel whose first connection was refused waits
-            # out gRPC's reconnect backoff (seconds) before it tries again.
-            ch = self.new_channel()
-            try:
-                r = HealthClient(ch).check("", timeout=2)
-                if r.status == SERVING:
-                    return
-                last = "status %d" % r.status
-            except grpc.RpcError as e:
-                last = "%s %s" % (e.code(), e.details())
-            finally:
-                ch.close()
-            time.sleep(0.05)
-        raise AssertionError("pm-executor not SERVING after %.0f s (last: %s); argv %r; log:\n%s"
-                             % (timeout, last, self.argv, self.log()))
+        wait_serving("pm-executor", self.proc, self.new_channel, "", self.argv, self.log, timeout)
 
     def new_channel(self):
         if self.credentials is not None:
@@ -532,6 +511,47 @@ class Step:
         return "Step(%s)" % "; ".join(parts)
 
 
+def assert_rpc_code(testcase, code, fn, *args, **kw):
+    """Calls fn (a unary call, or a stream that is drained) and checks the gRPC status; returns
+    the error."""
+    try:
+        r = fn(*args, **kw)
+        if hasattr(r, "__iter__") and not isinstance(r, (bytes, str)):
+            r = list(r)
+    except grpc.RpcError as e:
+        testcase.assertEqual(e.code(), code, "expected %s, got %s: %s"
+                             % (code, e.code(), e.details()))
+        return e
+    testcase.fail("expected %s, got OK: %r" % (code, r))
+
+
+def wait_serving(what, proc, new_channel, service, argv, log, timeout=STARTUP_TIMEOUT):
+    """Waits until a server process answers grpc.health.v1 Check(service) with SERVING; fails
+    with its log when it exits first or never does."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        rc = proc.poll()
+        if rc is not None:
+            raise AssertionError("%s exited with %d before serving; argv %r; log:\n%s"
+                                 % (what, rc, argv, log()))
+        # A fresh channel per attempt: a channel whose first connection was refused waits out
+        # gRPC's reconnect backoff (seconds) before it tries again.
+        ch = new_channel()
+        try:
+            r = HealthClient(ch).check(service, timeout=2)
+            if r.status == SERVING:
+                return
+            last = "status %d" % r.status
+        except grpc.RpcError as e:
+            last = "%s %s" % (e.code(), e.details())
+        finally:
+            ch.close()
+        time.sleep(0.05)
+    raise AssertionError("%s not SERVING after %.0f s (last: %s); argv %r; log:\n%s"
+                         % (what, timeout, last, argv, log()))
+
+
 class ExecutorTestCase(unittest.TestCase):
     """Base class: one executor per test class (started in setUpClass with EXECUTOR_ARGS), checked
     to be still alive and to have no zombie children when the class ends."""
@@ -567,16 +587,7 @@ class ExecutorTestCase(unittest.TestCase):
         return self.client().run(request(*commands, **kw), timeout=timeout)
 
     def assertRpcCode(self, code, fn, *args, **kw):
-        """Calls fn (a unary call, or a stream that is drained) and checks the gRPC status."""
-        try:
-            r = fn(*args, **kw)
-            if hasattr(r, "__iter__") and not isinstance(r, (bytes, str)):
-                r = list(r)
-        except grpc.RpcError as e:
-            self.assertEqual(e.code(), code, "expected %s, got %s: %s"
-                             % (code, e.code(), e.details()))
-            return e
-        self.fail("expected %s, got OK: %r" % (code, r))
+        return assert_rpc_code(self, code, fn, *args, **kw)
 
 
 def main():

@@ -28,7 +28,7 @@ import uuid
 import grpc
 
 import pmtest
-from pmtest import (CALL_TIMEOUT, SETTLE_TIMEOUT, STARTUP_TIMEOUT, SERVING, HealthClient,  # noqa
+from pmtest import (CALL_TIMEOUT, SETTLE_TIMEOUT, STARTUP_TIMEOUT,  # noqa
                     free_port, identity, outputs_dir, tmpdir, wait_until)
 
 import scheduler_pb2  # noqa: E402  (pmtest put the generated modules on sys.path)
@@ -222,26 +222,8 @@ class Scheduler:
         return "\n".join(self.log().splitlines()[-n:])
 
     def wait_healthy(self, timeout=STARTUP_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            rc = self.proc.poll()
-            if rc is not None:
-                raise AssertionError("pm-scheduler exited with %d before serving; argv %r; log:\n%s"
-                                     % (rc, self._argv, self.log_tail()))
-            ch = pmtest.new_channel(self.target)
-            try:
-                r = HealthClient(ch).check("pm.scheduler.v1.Scheduler", timeout=2)
-                if r.status == SERVING:
-                    return
-                last = "status %d" % r.status
-            except grpc.RpcError as e:
-                last = "%s %s" % (e.code(), e.details())
-            finally:
-                ch.close()
-            time.sleep(0.05)
-        raise AssertionError("pm-scheduler not SERVING after %.0f s (last: %s); log:\n%s"
-                             % (timeout, last, self.log_tail()))
+        pmtest.wait_serving("pm-scheduler", self.proc, lambda: pmtest.new_channel(self.target),
+                            "pm.scheduler.v1.Scheduler", self._argv, self.log_tail, timeout)
 
     def new_channel(self):
         # Quick reconnects: the tests restart the scheduler on the same port and expect the

@@ -82,15 +82,7 @@ class SchedulerTestCase(unittest.TestCase):
         return self.c.wait_final(t.id)
 
     def assertCode(self, code, fn, *args, **kw):
-        try:
-            r = fn(*args, **kw)
-            if hasattr(r, "__iter__") and not isinstance(r, (bytes, str)):
-                r = list(r)
-        except grpc.RpcError as e:
-            self.assertEqual(e.code(), code, "expected %s, got %s: %s"
-                             % (code, e.code(), e.details()))
-            return e
-        self.fail("expected %s, got OK: %r" % (code, r))
+        return pmtest.assert_rpc_code(self, code, fn, *args, **kw)
 
     def assertInvalid(self, substrings, **submit):
         e = self.assertCode(StatusCode.INVALID_ARGUMENT, self.c.submit, **submit)

@@ -2,9 +2,8 @@
  * pm.scheduler.v1.Scheduler on the gRPC C core server API: accepting calls, decoding requests with
  * protobuf-c outside the lock, validating them with messages that name what is wrong, and the
  * handlers. Submit, Cancel, Requeue and PutPipeline answer only once their write is committed
- * (their completion runs on the writer thread); the others answer at once. Watch streams a task's
- * stored events from the client's cursor, reading them from the store itself, one send in flight:
- * a slow watcher only falls behind in the store, it never holds memory or the pipeline back.
+ * (their completion runs on the writer thread); the others answer at once. Watch streams live in
+ * watch.c.
  *
  * A call's lifetime is a reference count (atomic, since completions come from two threads): one
  * reference for its handler until it has answered, one per operation in flight.
@@ -55,8 +54,6 @@ static const ProtobufCMessageDescriptor *const request_desc[M_COUNT] = {
 /* Requests waiting for each method; Submit and Watch get more for concurrency. */
 static const int armed[M_COUNT] = {64, 8, 32, 4, 4, 4, 4, 4, 4, 4};
 
-#define WATCH_BATCH 64
-#define WATCH_BATCH_BYTES (1u << 20)
 #define LIST_MAX 1000
 #define LIST_SCAN 10000
 
@@ -67,34 +64,15 @@ struct sch_pipe_entry {
     sch_pipe_entry *next;
 };
 
-struct sch_watch {
-    sch *s;
-    sch_call *c;
-    int64_t id;
-    uint64_t cursor;
-    bool busy, sending, finished, registered, gone;
-    sch_watch *next;
-    struct {
-        uint64_t seq;
-        uint8_t *data;
-        size_t len;
-    } buf[WATCH_BATCH];
-    size_t n, i, bytes;
-};
-
 static void arm(sch *s, int method);
 
 /* ---- call lifetime ------------------------------------------------------------------------ */
 
-static void call_unref(sch_call *c)
+void sch_call_unref(sch_call *c)
 {
     if (__atomic_sub_fetch(&c->pending, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    if (c->watch) {
-        for (size_t i = c->watch->i; i < c->watch->n; i++)
-            free(c->watch->buf[i].data);
-        free(c->watch);
-    }
+    sch_watch_free(c->watch);
     grpc_metadata_array_destroy(&c->md);
     if (c->req)
         grpc_byte_buffer_destroy(c->req);
@@ -105,7 +83,7 @@ static void call_unref(sch_call *c)
     free(c);
 }
 
-static void call_ref(sch_call *c)
+void sch_call_ref(sch_call *c)
 {
     __atomic_add_fetch(&c->pending, 1, __ATOMIC_ACQ_REL);
 }
@@ -125,10 +103,10 @@ void sch_reply_bb(sch_call *c, grpc_byte_buffer *bb, grpc_status_code code, cons
     c->send_bb = code == GRPC_STATUS_OK ? bb : NULL;
     if (code != GRPC_STATUS_OK && bb)
         grpc_byte_buffer_destroy(bb);
-    call_ref(c);
+    sch_call_ref(c);
     if (rpc_send_unary(c->call, c->send_bb, code, why, &c->tag_send) != GRPC_CALL_OK)
-        call_unref(c);
-    call_unref(c); /* the handler is done with it */
+        sch_call_unref(c);
+    sch_call_unref(c); /* the handler is done with it */
 }
 
 void sch_reply(sch_call *c, const ProtobufCMessage *msg, grpc_status_code code, const char *why)
@@ -141,10 +119,8 @@ static void on_send(rpc_tag *t, bool ok)
     sch_call *c = rpc_container_of(t, sch_call, tag_send);
     if (c->watch)
         sch_watch_sent(c->watch, ok);
-    call_unref(c);
+    sch_call_unref(c);
 }
-
-static void watch_cancelled(sch_watch *w);
 
 static void on_close(rpc_tag *t, bool ok)
 {
@@ -152,8 +128,8 @@ static void on_close(rpc_tag *t, bool ok)
     sch_call *c = rpc_container_of(t, sch_call, tag_close);
     c->closed = true;
     if (c->watch && c->cancelled_out)
-        watch_cancelled(c->watch);
-    call_unref(c);
+        sch_watch_cancelled(c->watch);
+    sch_call_unref(c);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */
@@ -175,7 +151,7 @@ static int parse_id(const char *s, int64_t *out)
 }
 
 /* The task id of a request, or false after answering INVALID_ARGUMENT. */
-static bool id_or_reply(sch_call *c, const char *idstr, int64_t *id)
+bool sch_id_or_reply(sch_call *c, const char *idstr, int64_t *id)
 {
     if (parse_id(idstr, id) == 0)
         return true;
@@ -186,7 +162,7 @@ static bool id_or_reply(sch_call *c, const char *idstr, int64_t *id)
 }
 
 /* The stored record of a task not in memory; NULL with *code and msg set. */
-static sch_rec *read_task(sch *s, int64_t id, grpc_status_code *code, char *msg, size_t len)
+sch_rec *sch_read_task(sch *s, int64_t id, grpc_status_code *code, char *msg, size_t len)
 {
     sch_rec *rec = NULL;
     pthread_mutex_lock(&s->reader_mu);
@@ -304,7 +280,7 @@ static void submit_done(sch *s, sch_op *op)
             pthread_mutex_unlock(&s->mu);
             grpc_status_code code;
             char msg[300];
-            sch_rec *r = read_task(s, op->existing_id, &code, msg, sizeof msg);
+            sch_rec *r = sch_read_task(s, op->existing_id, &code, msg, sizeof msg);
             if (r) {
                 r->created = false;
                 sch_reply(c, &r->base, GRPC_STATUS_OK, NULL);
@@ -534,7 +510,7 @@ static void handle_get(sch *s, sch_call *c, const char *idstr)
 {
     int64_t id;
     char msg[300];
-    if (!id_or_reply(c, idstr, &id))
+    if (!sch_id_or_reply(c, idstr, &id))
         return;
     pthread_mutex_lock(&s->mu);
     sch_task *t = sch_task_find(s, id);
@@ -545,7 +521,7 @@ static void handle_get(sch *s, sch_call *c, const char *idstr)
     }
     pthread_mutex_unlock(&s->mu);
     grpc_status_code code;
-    sch_rec *r = read_task(s, id, &code, msg, sizeof msg);
+    sch_rec *r = sch_read_task(s, id, &code, msg, sizeof msg);
     if (!r) {
         sch_reply(c, NULL, code, msg);
         return;
@@ -558,7 +534,7 @@ static void handle_cancel(sch *s, sch_call *c, const char *idstr, bool requeue)
 {
     int64_t id;
     char msg[300];
-    if (!id_or_reply(c, idstr, &id))
+    if (!sch_id_or_reply(c, idstr, &id))
         return;
     pthread_mutex_lock(&s->mu);
     grpc_status_code code;
@@ -570,7 +546,7 @@ static void handle_cancel(sch *s, sch_call *c, const char *idstr, bool requeue)
             code = sch_task_cancel(s, t, c, msg, sizeof msg);
         } else {
             pthread_mutex_unlock(&s->mu);
-            sch_rec *r = read_task(s, id, &code, msg, sizeof msg);
+            sch_rec *r = sch_read_task(s, id, &code, msg, sizeof msg);
             if (r) {
                 code = GRPC_STATUS_FAILED_PRECONDITION;
                 snprintf(msg, sizeof msg, "task %" PRId64 " is already %s", id,
@@ -902,249 +878,6 @@ static void handle_workers(sch *s, sch_call *c)
     free(ep);
 }
 
-/* ---- Watch ------------------------------------------------------------------------------------
- */
-
-static int buffer_event(uint64_t seq, const uint8_t *data, size_t len, void *arg)
-{
-    sch_watch *w = arg;
-    uint8_t *copy = malloc(len ? len : 1);
-    if (!copy)
-        return 1;
-    memcpy(copy, data, len);
-    w->buf[w->n].seq = seq;
-    w->buf[w->n].data = copy;
-    w->buf[w->n].len = len;
-    w->n++;
-    w->bytes += len;
-    return w->n >= WATCH_BATCH || w->bytes >= WATCH_BATCH_BYTES;
-}
-
-/* Reads the next events after the cursor into the buffer; returns how many. */
-static size_t watch_read(sch_watch *w)
-{
-    sch *s = w->s;
-    w->n = w->i = w->bytes = 0;
-    pthread_mutex_lock(&s->reader_mu);
-    s->reader->ops->events_read(s->reader, w->id, w->cursor, WATCH_BATCH, buffer_event, w);
-    pthread_mutex_unlock(&s->reader_mu);
-    return w->n;
-}
-
-static void watch_finish(sch_watch *w, grpc_status_code code, const char *why)
-{
-    sch_call *c = w->c;
-    w->finished = true;
-    call_ref(c);
-    if (rpc_send_status(c->call, c->md_sent, code, why, &c->tag_send) != GRPC_CALL_OK)
-        call_unref(c);
-    call_unref(c); /* the watcher's own reference */
-}
-
-/* Sends what the store has after the cursor, or waits for more; no lock held on entry. */
-static void watch_pump(sch_watch *w)
-{
-    sch *s = w->s;
-    pthread_mutex_lock(&s->mu);
-    if (w->busy || w->sending || w->finished || w->registered) {
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    w->busy = true;
-    pthread_mutex_unlock(&s->mu);
-    bool checked_gone = false;
-    int misses = 0;
-    for (;;) {
-        if (w->gone) {
-            pthread_mutex_lock(&s->mu);
-            w->busy = false;
-            pthread_mutex_unlock(&s->mu);
-            watch_finish(w, GRPC_STATUS_CANCELLED, "the client went away");
-            return;
-        }
-        if (w->i < w->n) {
-            sch_call *c = w->c;
-            size_t i = w->i++;
-            grpc_slice sl = grpc_slice_new(w->buf[i].data, w->buf[i].len, free);
-            w->buf[i].data = NULL;
-            w->cursor = w->buf[i].seq;
-            grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-            grpc_slice_unref(sl);
-            grpc_op ops[2];
-            memset(ops, 0, sizeof ops);
-            size_t n = 0;
-            if (!c->md_sent)
-                ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-            ops[n].op = GRPC_OP_SEND_MESSAGE;
-            ops[n++].data.send_message.send_message = bb;
-            pthread_mutex_lock(&s->mu);
-            w->sending = true;
-            w->busy = false;
-            pthread_mutex_unlock(&s->mu);
-            c->md_sent = true;
-            call_ref(c);
-            c->send_bb = bb;
-            if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {
-                c->send_bb = NULL;
-                grpc_byte_buffer_destroy(bb);
-                call_unref(c);
-                pthread_mutex_lock(&s->mu);
-                w->sending = false;
-                pthread_mutex_unlock(&s->mu);
-                watch_finish(w, GRPC_STATUS_CANCELLED, "the client went away");
-            }
-            return;
-        }
-        /* A watcher already at the task's newest committed event waits without reading the
-         * store; its next events come from memory (sch_watch_kick). */
-        pthread_mutex_lock(&s->mu);
-        sch_task *t = sch_task_find(s, w->id);
-        bool caught_up = t && t->committed_seq <= w->cursor;
-        pthread_mutex_unlock(&s->mu);
-        if (!caught_up && watch_read(w) > 0)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        t = sch_task_find(s, w->id);
-        if (t && t->committed_seq > w->cursor) {
-            pthread_mutex_unlock(&s->mu);
-            /* Committed events the store does not return: the reader is failing. Say so
-             * rather than spin. */
-            if (++misses > 3) {
-                pthread_mutex_lock(&s->mu);
-                w->busy = false;
-                pthread_mutex_unlock(&s->mu);
-                watch_finish(w, GRPC_STATUS_UNAVAILABLE, "the store could not be read");
-                return;
-            }
-            continue;
-        }
-        if (t) {
-            w->registered = true;
-            w->next = t->watchers;
-            t->watchers = w;
-            w->busy = false;
-            pthread_mutex_unlock(&s->mu);
-            return;
-        }
-        pthread_mutex_unlock(&s->mu);
-        /* Not active: the task is final and every event is stored; one last read closes the
-         * gap between our read and its leaving memory. */
-        if (!checked_gone) {
-            checked_gone = true;
-            continue;
-        }
-        pthread_mutex_lock(&s->mu);
-        w->busy = false;
-        pthread_mutex_unlock(&s->mu);
-        watch_finish(w, GRPC_STATUS_OK, NULL);
-        return;
-    }
-}
-
-void sch_watch_sent(sch_watch *w, bool ok)
-{
-    sch *s = w->s;
-    sch_call *c = w->c;
-    if (c->send_bb) {
-        grpc_byte_buffer_destroy(c->send_bb);
-        c->send_bb = NULL;
-    }
-    pthread_mutex_lock(&s->mu);
-    bool was_sending = w->sending;
-    w->sending = false;
-    if (!ok)
-        w->gone = true;
-    bool finished = w->finished;
-    pthread_mutex_unlock(&s->mu);
-    if (was_sending && !finished)
-        watch_pump(w);
-}
-
-static void watch_cancelled(sch_watch *w)
-{
-    sch *s = w->s;
-    pthread_mutex_lock(&s->mu);
-    w->gone = true;
-    bool take = false;
-    if (w->registered) {
-        /* Still on the task's list: take it off and finish it here. Off the list but still
-         * registered means a kick owns it right now, and its pump will see `gone`. */
-        sch_task *t = sch_task_find(s, w->id);
-        for (sch_watch **pp = t ? &t->watchers : NULL; pp && *pp; pp = &(*pp)->next)
-            if (*pp == w) {
-                *pp = w->next;
-                w->registered = false;
-                take = true;
-                break;
-            }
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (take)
-        watch_pump(w);
-}
-
-void sch_watch_kick(sch *s, sch_watch *list, const sch_blob_event *ev, size_t n)
-{
-    while (list) {
-        sch_watch *w = list;
-        list = w->next;
-        /* A watcher waiting right at these events takes them from memory: the live tail costs
-         * no read of the store. Any other one catches up from the store in its pump. Nobody
-         * else touches a registered watcher's buffer, so no lock is needed to fill it. */
-        if (n > 0 && n <= WATCH_BATCH && w->i == w->n && !w->gone && w->cursor + 1 == ev[0].seq) {
-            size_t k = 0;
-            w->n = w->i = w->bytes = 0;
-            for (; k < n; k++) {
-                uint8_t *copy = malloc(ev[k].len ? ev[k].len : 1);
-                if (!copy)
-                    break;
-                memcpy(copy, ev[k].data, ev[k].len);
-                w->buf[k].seq = ev[k].seq;
-                w->buf[k].data = copy;
-                w->buf[k].len = ev[k].len;
-            }
-            w->n = k;
-        }
-        pthread_mutex_lock(&s->mu);
-        w->registered = false;
-        pthread_mutex_unlock(&s->mu);
-        watch_pump(w);
-    }
-}
-
-static void handle_watch(sch *s, sch_call *c, const Pm__Scheduler__V1__WatchRequest *req)
-{
-    int64_t id;
-    char msg[300];
-    if (!id_or_reply(c, req->id, &id))
-        return;
-    pthread_mutex_lock(&s->mu);
-    bool active = sch_task_find(s, id) != NULL;
-    pthread_mutex_unlock(&s->mu);
-    if (!active) {
-        grpc_status_code code;
-        sch_rec *r = read_task(s, id, &code, msg, sizeof msg);
-        if (!r) {
-            sch_reply(c, NULL, code, msg);
-            return;
-        }
-        protobuf_c_message_free_unpacked(&r->base, NULL);
-    }
-    sch_watch *w = calloc(1, sizeof *w);
-    if (!w) {
-        sch_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    w->s = s;
-    w->c = c;
-    w->id = id;
-    w->cursor = req->after_seq;
-    c->watch = w;
-    if (c->closed && c->cancelled_out)
-        w->gone = true;
-    watch_pump(w);
-}
-
 /* ---- accepting calls ---------------------------------------------------------------------------
  */
 
@@ -1158,10 +891,10 @@ static void on_new(rpc_tag *tag, bool ok)
         return;
     }
     arm(s, c->method);
-    call_ref(c);
+    sch_call_ref(c);
     if (rpc_recv_close(c->call, &c->cancelled_out, &c->tag_close) != GRPC_CALL_OK) {
         c->closed = true;
-        call_unref(c);
+        sch_call_unref(c);
     }
     if (s->token && !rpc_token_ok(&c->md, s->token)) {
         sch_reply(c, NULL, GRPC_STATUS_UNAUTHENTICATED,
@@ -1191,7 +924,7 @@ static void on_new(rpc_tag *tag, bool ok)
         handle_get(s, c, ((Pm__Scheduler__V1__GetRequest *)m)->id);
         break;
     case M_WATCH:
-        handle_watch(s, c, (Pm__Scheduler__V1__WatchRequest *)m);
+        sch_watch_start(s, c, (Pm__Scheduler__V1__WatchRequest *)m);
         break;
     case M_CANCEL:
         handle_cancel(s, c, ((Pm__Scheduler__V1__CancelRequest *)m)->id, false);

@@ -261,6 +261,22 @@ int sch_api_register(sch *s);
 void sch_api_start(sch *s);
 /* A Watch call's send came back. */
 void sch_watch_sent(sch_watch *w, bool ok);
+/* Call references (api.c): one for the handler until it answered, one per op in flight. */
+void sch_call_ref(sch_call *c);
+void sch_call_unref(sch_call *c);
+/* The task id of a request, or false after answering INVALID_ARGUMENT. */
+bool sch_id_or_reply(sch_call *c, const char *idstr, int64_t *id);
+/* The stored record of a task not in memory; NULL with *code and msg set. */
+sch_rec *sch_read_task(sch *s, int64_t id, grpc_status_code *code, char *msg, size_t len);
+
+/* ---- Watch (watch.c) ----------------------------------------------------------------------- */
+
+/* Answers a Watch call: NOT_FOUND for an unknown task, else starts its stream. */
+void sch_watch_start(sch *s, sch_call *c, const Pm__Scheduler__V1__WatchRequest *req);
+/* The client cancelled or went away. */
+void sch_watch_cancelled(sch_watch *w);
+/* Frees a watcher's memory (with its call). NULL is fine. */
+void sch_watch_free(sch_watch *w);
 /* Wakes the watchers in list after a commit; ev[0..n) are the events it stored (n may be 0). */
 void sch_watch_kick(sch *s, sch_watch *list, const sch_blob_event *ev, size_t n);
 void sch_pipelines_free(sch *s);

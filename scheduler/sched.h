@@ -176,7 +176,6 @@ void sch_task_free(sch_task *t);
 /* Releases every running task (shutdown after the grace period). */
 void sch_tasks_release_all(sch *s);
 size_t sch_tasks_running(sch *s);
-void sch_run_resume(sch_task *t);
 /* The lease write of t came back with rc (writer completion, mu held). */
 void sch_lease_committed(sch *s, sch_task *t, int rc);
 
@@ -190,6 +189,44 @@ sch_rec *sch_rec_from_row(const sch_task_row *row);
 int sch_rec_take(const sch_task_row *row, void *arg);
 void sch_rec_set_str(char **field, const char *v);
 char *sch_xstrdup(const char *s);
+
+/* Starts an event of t: the next seq, the id, the attempt and the time. */
+void sch_event_init(sch_task *t, Pm__Scheduler__V1__WatchEvent *ev);
+/* Queues events only (output, step start and exit). */
+void sch_write_event(sch *s, sch_task *t, const Pm__Scheduler__V1__WatchEvent *ev);
+/* Decides what a finished Run call means for its task (mu held). */
+void sch_step_ended(sch *s, sch_task *t, sch_run *run);
+
+/* ---- a step's Run call (run.c) ------------------------------------------------------------- */
+
+/* Output bytes of one task waiting for the writer before its Run call stops reading. */
+#define SCH_MAX_BACKLOG (4u << 20)
+
+/* One Run call; what sch_step_ended reads is its outcome: status, details, res, exited_seen. */
+struct sch_run {
+    sch_task *t;
+    sch_exec *e;
+    grpc_call *call;
+    rpc_tag tag_start, tag_recv, tag_status;
+    grpc_byte_buffer *send_bb, *recv_bb;
+    grpc_metadata_array md_init, md_trail;
+    grpc_metadata auth;
+    bool has_auth;
+    grpc_status_code status;
+    grpc_slice details;
+    int pending; /* batches in flight */
+    bool recv_paused;
+    Pm__Scheduler__V1__StepResult *res; /* the step's result, built from the exit events */
+    bool exited_seen;
+    uint64_t kept[2]; /* output bytes kept per stream */
+};
+
+/* Starts step st of t on executor e (mu held): 0 with *out set, -ENOMEM, or -EIO when the call
+ * could not start. The deadline is left_ms from now (INT64_MAX: none). */
+int sch_run_start(sch *s, sch_task *t, sch_exec *e, const Pm__Scheduler__V1__Step *st,
+                  uint32_t step_timeout_ms, int64_t left_ms, sch_run **out);
+/* Reads the executor's stream again once the writer has caught up (mu held). */
+void sch_run_resume(sch_task *t);
 
 /* ---- the writer (writer.c) ------------------------------------------------------------- */
 

@@ -21,29 +21,6 @@
 
 #include "scheduler/sched.h"
 
-#define EXEC_RUN_METHOD "/pm.executor.v1.Executor/Run"
-/* Output bytes of one task waiting for the writer before its Run call stops reading. */
-#define MAX_BACKLOG (4u << 20)
-
-struct sch_run {
-    sch_task *t;
-    sch_exec *e;
-    grpc_call *call;
-    rpc_tag tag_start, tag_recv, tag_status;
-    grpc_byte_buffer *send_bb, *recv_bb;
-    grpc_metadata_array md_init, md_trail;
-    grpc_metadata auth;
-    bool has_auth;
-    grpc_status_code status;
-    grpc_slice details;
-    int pending;
-    bool recv_paused, stream_done;
-    Pm__Scheduler__V1__StepResult *res;
-    bool exited_seen;
-    uint64_t kept[2];
-    int64_t step_deadline_ms;
-};
-
 /* ---- small helpers ---------------------------------------------------------------------- */
 
 int64_t sch_now_ms(void)
@@ -261,7 +238,7 @@ grpc_byte_buffer *sch_pack_bb(const ProtobufCMessage *m)
 }
 
 /* Starts an event of t: the next seq, the id, the attempt and the time. */
-static void event_init(sch_task *t, Pm__Scheduler__V1__WatchEvent *ev)
+void sch_event_init(sch_task *t, Pm__Scheduler__V1__WatchEvent *ev)
 {
     pm__scheduler__v1__watch_event__init(ev);
     ev->seq = t->next_seq++;
@@ -288,7 +265,7 @@ static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char
         op = NULL;
     }
     Pm__Scheduler__V1__WatchEvent ev;
-    event_init(t, &ev);
+    sch_event_init(t, &ev);
     ev.state = r->state;
     ev.message = (char *)(message ? message : "");
     if (!op || sch_op_event(op, &ev) < 0 || sch_op_task(op, t) < 0) {
@@ -306,7 +283,7 @@ static void write_state(sch *s, sch_task *t, uint32_t expect_attempt, const char
 }
 
 /* Queues events only (output, step start and exit). */
-static void write_event(sch *s, sch_task *t, const Pm__Scheduler__V1__WatchEvent *ev)
+void sch_write_event(sch *s, sch_task *t, const Pm__Scheduler__V1__WatchEvent *ev)
 {
     sch_op *op = sch_op_new(OP_EVENTS);
     if (!op || sch_op_event(op, ev) < 0) {
@@ -358,7 +335,7 @@ static void op_done(sch *s, sch_op *op)
     } else if (op->kind == OP_TASK && t->phase == TP_LEASING) {
         sch_lease_committed(s, t, op->rc);
     }
-    if (t->run && t->run->recv_paused && t->backlog < MAX_BACKLOG / 2)
+    if (t->run && t->run->recv_paused && t->backlog < SCH_MAX_BACKLOG / 2)
         sch_run_resume(t);
     /* Its worker was released (and dispatch run) when the final write was queued; once that
      * write is in, the task leaves memory. No watcher can register after this: they find
@@ -440,171 +417,12 @@ static void requeue(sch *s, sch_task *t, bool failure, const char *why)
     write_state(s, t, r->attempt, why);
 }
 
-/* ---- running a step ----------------------------------------------------------------------- */
-
-static void run_free(sch_run *run)
-{
-    if (run->call)
-        grpc_call_unref(run->call);
-    if (run->send_bb)
-        grpc_byte_buffer_destroy(run->send_bb);
-    if (run->recv_bb)
-        grpc_byte_buffer_destroy(run->recv_bb);
-    grpc_metadata_array_destroy(&run->md_init);
-    grpc_metadata_array_destroy(&run->md_trail);
-    grpc_slice_unref(run->details);
-    if (run->has_auth)
-        grpc_slice_unref(run->auth.value);
-    if (run->res)
-        protobuf_c_message_free_unpacked(&run->res->base, NULL);
-    free(run);
-}
-
-static void step_ended(sch *s, sch_task *t, sch_run *run);
-
-static void run_maybe_done(sch *s, sch_run *run)
-{
-    if (run->pending > 0)
-        return;
-    sch_task *t = run->t;
-    t->run = NULL;
-    step_ended(s, t, run);
-    run_free(run);
-}
-
-static void run_recv(sch_run *run)
-{
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &run->recv_bb;
-    if (grpc_call_start_batch(run->call, &op, 1, &run->tag_recv, NULL) == GRPC_CALL_OK)
-        run->pending++;
-    else
-        run->stream_done = true;
-}
-
-void sch_run_resume(sch_task *t)
-{
-    sch_run *run = t->run;
-    if (!run || !run->recv_paused)
-        return;
-    run->recv_paused = false;
-    run_recv(run);
-}
-
-/* Keeps at most the task's cap of each stream per step, flagging what is cut. */
-static void on_output(sch *s, sch_task *t, sch_run *run, int stream, const ProtobufCBinaryData *d)
-{
-    uint64_t cap = t->rec->output_cap;
-    uint64_t *kept = &run->kept[stream - 1];
-    size_t n = d->len;
-    if (*kept + n > cap) {
-        run->res->truncated = true;
-        n = *kept < cap ? (size_t)(cap - *kept) : 0;
-    }
-    if (n == 0)
-        return;
-    *kept += n;
-    Pm__Scheduler__V1__WatchEvent ev;
-    Pm__Scheduler__V1__OutputChunk oc = PM__SCHEDULER__V1__OUTPUT_CHUNK__INIT;
-    event_init(t, &ev);
-    oc.step = t->step;
-    oc.stream = (uint32_t)stream;
-    oc.data.data = d->data;
-    oc.data.len = n;
-    ev.output = &oc;
-    write_event(s, t, &ev);
-}
-
-static void on_exited(sch_run *run, uint32_t command, const Pm__Executor__V1__Exited *x)
-{
-    Pm__Scheduler__V1__StepResult *r = run->res;
-    run->exited_seen = true;
-    r->exit_code = x->exit_code;
-    r->signal = x->signal;
-    r->timed_out = r->timed_out || x->timed_out;
-    r->cancelled = r->cancelled || x->cancelled;
-    r->wall_us += x->wall_us;
-    r->stdout_bytes += x->stdout_bytes;
-    r->stderr_bytes += x->stderr_bytes;
-    r->truncated = r->truncated || x->truncated;
-    if (x->error && x->error[0])
-        sch_rec_set_str(&r->error, x->error);
-    if (x->exit_code != 0 || x->signal != 0 || x->timed_out)
-        r->failed_command = command;
-}
-
-static void on_run_recv(rpc_tag *tag, bool ok)
-{
-    sch_run *run = rpc_container_of(tag, sch_run, tag_recv);
-    sch_task *t = run->t;
-    sch *s = run->e->w->s;
-    pthread_mutex_lock(&s->mu);
-    run->pending--;
-    if (!ok || !run->recv_bb) {
-        run->stream_done = true;
-        run_maybe_done(s, run);
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = rpc_bb_flatten(run->recv_bb, &data, &len);
-    grpc_byte_buffer_destroy(run->recv_bb);
-    run->recv_bb = NULL;
-    Pm__Executor__V1__RunEvent *ev =
-        rc == 0 ? pm__executor__v1__run_event__unpack(NULL, len, data) : NULL;
-    free(data);
-    if (!ev) {
-        sch_rec_set_str(&run->res->error, "the executor sent an event that does not decode");
-        grpc_call_cancel(run->call, NULL);
-        run->stream_done = true;
-    } else {
-        if (ev->stdout_data.len)
-            on_output(s, t, run, 1, &ev->stdout_data);
-        if (ev->stderr_data.len)
-            on_output(s, t, run, 2, &ev->stderr_data);
-        if (ev->exited)
-            on_exited(run, ev->command, ev->exited);
-        pm__executor__v1__run_event__free_unpacked(ev, NULL);
-        /* Backpressure: past the backlog the executor waits (it reads its pipes only as fast
-         * as we take its messages) until the writer catches up. */
-        if (t->backlog >= MAX_BACKLOG)
-            run->recv_paused = true;
-        else
-            run_recv(run);
-    }
-    run_maybe_done(s, run);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void on_run_start(rpc_tag *tag, bool ok)
-{
-    (void)ok; /* a failed start shows in the status */
-    sch_run *run = rpc_container_of(tag, sch_run, tag_start);
-    sch *s = run->e->w->s;
-    pthread_mutex_lock(&s->mu);
-    run->pending--;
-    run_maybe_done(s, run);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void on_run_status(rpc_tag *tag, bool ok)
-{
-    (void)ok;
-    sch_run *run = rpc_container_of(tag, sch_run, tag_status);
-    sch *s = run->e->w->s;
-    pthread_mutex_lock(&s->mu);
-    run->pending--;
-    run_maybe_done(s, run);
-    pthread_mutex_unlock(&s->mu);
-}
-
 static void start_step(sch *s, sch_task *t);
 
+/* ---- running a step ----------------------------------------------------------------------- */
+
 /* Decides what a finished Run call means for the task. */
-static void step_ended(sch *s, sch_task *t, sch_run *run)
+void sch_step_ended(sch *s, sch_task *t, sch_run *run)
 {
     sch_rec *r = t->rec;
     Pm__Scheduler__V1__StepResult *res = run->res;
@@ -664,12 +482,12 @@ static void step_ended(sch *s, sch_task *t, sch_run *run)
         run->res = NULL;
     }
     Pm__Scheduler__V1__WatchEvent ev;
-    event_init(t, &ev);
+    sch_event_init(t, &ev);
     ev.step_exited = v ? res : run->res;
 
     bool failed = res->exit_code != 0 || res->signal != 0 || res->timed_out;
     if (!failed && t->step + 1 < r->pipeline->n_steps) {
-        write_event(s, t, &ev);
+        sch_write_event(s, t, &ev);
         t->step++;
         start_step(s, t);
         return;
@@ -703,44 +521,6 @@ static uint32_t step_timeout(const sch_rec *r, const Pm__Scheduler__V1__Step *st
     return st->timeout_ms ? st->timeout_ms : r->step_timeout_ms;
 }
 
-static grpc_byte_buffer *run_request(const sch_task *t, const Pm__Scheduler__V1__Step *st,
-                                     uint32_t timeout_ms)
-{
-    size_t n = st->n_commands;
-    Pm__Executor__V1__Command *cmds = calloc(n, sizeof *cmds);
-    Pm__Executor__V1__Command **pc = calloc(n, sizeof *pc);
-    grpc_byte_buffer *bb = NULL;
-    if (!cmds || !pc)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        pm__executor__v1__command__init(&cmds[i]);
-        cmds[i].shell = sch_pipeline_fill_builtin(st->commands[i], t->idstr);
-        if (!cmds[i].shell)
-            goto out;
-        pc[i] = &cmds[i];
-    }
-    Pm__Executor__V1__RunRequest req = PM__EXECUTOR__V1__RUN_REQUEST__INIT;
-    req.n_commands = n;
-    req.commands = pc;
-    req.timeout_ms = timeout_ms;
-    req.output_cap = t->rec->output_cap;
-    bb = sch_pack_bb(&req.base);
-out:
-    for (size_t i = 0; cmds && i < n; i++)
-        if (cmds[i].shell != protobuf_c_empty_string)
-            free(cmds[i].shell);
-    free(cmds);
-    free(pc);
-    return bb;
-}
-
-static gpr_timespec deadline_in(int64_t ms)
-{
-    if (ms <= 0)
-        ms = 1;
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
-}
-
 /* Starts step t->step on the leased worker. */
 static void start_step(sch *s, sch_task *t)
 {
@@ -771,68 +551,26 @@ static void start_step(sch *s, sch_task *t)
         if (total_left < left)
             left = total_left;
     }
-    sch_run *run = calloc(1, sizeof *run);
-    if (!run) {
+    sch_run *run = NULL;
+    int rc = sch_run_start(s, t, e, st, stm, left, &run);
+    if (rc == -ENOMEM) {
         requeue(s, t, false, "out of memory starting a step");
         return;
     }
-    run->t = t;
-    run->e = e;
-    run->tag_start.fn = on_run_start;
-    run->tag_recv.fn = on_run_recv;
-    run->tag_status.fn = on_run_status;
-    run->details = grpc_empty_slice();
-    grpc_metadata_array_init(&run->md_init);
-    grpc_metadata_array_init(&run->md_trail);
-    run->res = malloc(sizeof *run->res);
-    run->send_bb = run_request(t, st, stm);
-    if (!run->res || !run->send_bb) {
-        free(run->res);
-        run->res = NULL;
-        run_free(run);
-        requeue(s, t, false, "out of memory starting a step");
-        return;
-    }
-    pm__scheduler__v1__step_result__init(run->res);
-    run->res->step = t->step;
-    run->res->attempt = r->attempt;
-    run->res->executor = sch_xstrdup(st->executor);
-
-    gpr_timespec dl = left == INT64_MAX ? gpr_inf_future(GPR_CLOCK_MONOTONIC) : deadline_in(left);
-    grpc_slice method = grpc_slice_from_static_string(EXEC_RUN_METHOD);
-    run->call = grpc_channel_create_call(e->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
-                                         dl, NULL);
-    if (s->executor_token) {
-        char hdr[4200];
-        snprintf(hdr, sizeof hdr, "Bearer %.4096s", s->executor_token);
-        run->auth.key = grpc_slice_from_static_string("authorization");
-        run->auth.value = grpc_slice_from_copied_string(hdr);
-        run->has_auth = true;
-    }
-    grpc_op ops[4];
-    size_t n =
-        rpc_client_open_ops(ops, &run->auth, run->has_auth, run->send_bb, &run->md_init, NULL);
-    if (!run->call || grpc_call_start_batch(run->call, ops, n, &run->tag_start, NULL) != 0) {
-        run_free(run);
+    if (rc < 0) {
         requeue(s, t, true, "could not start the call to the executor");
         return;
     }
-    run->pending++;
-    grpc_op sop;
-    rpc_client_status_op(&sop, &run->md_trail, &run->status, &run->details);
-    if (grpc_call_start_batch(run->call, &sop, 1, &run->tag_status, NULL) == GRPC_CALL_OK)
-        run->pending++;
-    run_recv(run);
     t->run = run;
 
     Pm__Scheduler__V1__WatchEvent ev;
     Pm__Scheduler__V1__StepStarted ss = PM__SCHEDULER__V1__STEP_STARTED__INIT;
-    event_init(t, &ev);
+    sch_event_init(t, &ev);
     ss.step = t->step;
     ss.executor = st->executor;
     ss.worker = t->worker->name;
     ev.step_started = &ss;
-    write_event(s, t, &ev);
+    sch_write_event(s, t, &ev);
 }
 
 /* ---- leasing ------------------------------------------------------------------------------- */
@@ -1148,7 +886,7 @@ grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, si
     sch_rec_set_str(&t->rec->error, "");
     sch_op *op = sch_op_new(OP_TASK);
     Pm__Scheduler__V1__WatchEvent ev;
-    event_init(t, &ev);
+    sch_event_init(t, &ev);
     ev.state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
     ev.message = (char *)"requeued";
     t->rec->updated_ms = ev.time_ms;

@@ -537,6 +537,21 @@ fail:
     return rc;
 }
 
+int sbx_drop_bounding(sbx_prepared *p, char *err, size_t errlen)
+{
+    if (!p)
+        return 0;
+    for (unsigned i = 0; i < p->ncapbset_drop; i++)
+        if (prctl(PR_CAPBSET_DROP, p->capbset_drop[i], 0, 0, 0) < 0) {
+            int e = errno;
+            seterr(err, errlen, "dropping capability %d from the bounding set: %s",
+                   p->capbset_drop[i], strerror(e));
+            return -e;
+        }
+    p->ncapbset_drop = 0;
+    return 0;
+}
+
 /*
  * Everything below runs in the child, possibly sharing memory with a suspended parent thread: raw
  * syscall(2) only, on data p holds, with locals on the child's stack. Not glibc's setresuid and

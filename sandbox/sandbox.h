@@ -152,6 +152,19 @@ bool sbx_tighter_or_equal(const sbx_config *executor, const sbx_config *requeste
 int sbx_prepare(const sbx_config *cfg, sbx_prepared **out, char *err, size_t errlen);
 
 /*
+ * In the parent, once, from the thread that spawns (before it creates any other thread that
+ * spawns): removes from the calling thread's bounding set every capability that
+ * sbx_apply_in_child would drop in each child, so that children inherit the smaller set instead
+ * of dropping the capabilities one system call at a time (about forty calls as root). The thread
+ * keeps its permitted and effective capabilities, so it can still switch a child's ids; only what
+ * it could gain by executing something is limited, and it executes nothing. Afterwards p must only
+ * be applied by children of this thread or of threads it creates later. Configurations prepared
+ * later in such a thread list only the capabilities still in its bounding set. Returns 0, or a
+ * negative errno with a message in err; p then still drops in every child.
+ */
+int sbx_drop_bounding(sbx_prepared *p, char *err, size_t errlen);
+
+/*
  * CHILD ONLY: applies p to the calling process, between fork or clone(CLONE_VM | CLONE_VFORK)
  * and execve. Makes only raw system calls through syscall(2): no allocation, no locks, no libc
  * wrapper that does more than the call. (In a process with threads, glibc's setresuid, setresgid

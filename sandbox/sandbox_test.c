@@ -555,6 +555,57 @@ static void test_vfork_with_threads(void)
     sbx_prepared_free(p);
 }
 
+/*
+ * sbx_drop_bounding in a spawning thread: the thread's bounding set shrinks, its effective set and
+ * the other threads' sets do not, and a child of that thread still ends up with nothing.
+ */
+typedef struct {
+    sbx_prepared *p;
+    char eff_before[64];
+} bounding_ctx;
+
+static void *bounding_thread(void *arg)
+{
+    bounding_ctx *b = arg;
+    char err[256] = "";
+    CHECK(sbx_drop_bounding(b->p, err, sizeof err) == 0);
+    CHECK_STR(status_field("/proc/thread-self/status", "CapBnd"), "0000000000000000");
+    CHECK_STR(status_field("/proc/thread-self/status", "CapEff"), b->eff_before);
+    /* Dropped once: a second call has nothing left to do. */
+    CHECK(sbx_drop_bounding(b->p, err, sizeof err) == 0);
+    void *stack = mmap(NULL, 64 * 1024, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    CHECK(stack != MAP_FAILED);
+    vfork_ctx v = {.p = b->p, .rc = 1, .stage = SBX_STAGE_NONE, .seen_uid = -1};
+    pid_t pid = clone(vfork_child, (char *)stack + 64 * 1024, CLONE_VM | CLONE_VFORK | SIGCHLD, &v);
+    CHECK(pid > 0);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(v.rc == 0 && v.seen_uid == 0);
+    munmap(stack, 64 * 1024);
+    return NULL;
+}
+
+static void child_drop_bounding(void *arg)
+{
+    (void)arg;
+    sbx_config c;
+    sbx_config_init(&c);
+    c.profile = SBX_DEFAULT;
+    char err[256];
+    bounding_ctx b;
+    CHECK(sbx_prepare(&c, &b.p, err, sizeof err) == 0);
+    char bnd_before[64];
+    snprintf(bnd_before, sizeof bnd_before, "%s", status_field("/proc/self/status", "CapBnd"));
+    CHECK(strcmp(bnd_before, "0000000000000000") != 0);
+    snprintf(b.eff_before, sizeof b.eff_before, "%s", status_field("/proc/self/status", "CapEff"));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, bounding_thread, &b) == 0);
+    pthread_join(t, NULL);
+    CHECK_STR(status_field("/proc/self/status", "CapBnd"), bnd_before);
+    sbx_prepared_free(b.p);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -588,6 +639,7 @@ int main(void)
     CHECK(in_child(child_stage_reported, &which0) == 0);
     CHECK(in_child(child_stage_reported, &which1) == 0);
     test_vfork_with_threads();
+    CHECK(in_child(child_drop_bounding, NULL) == 0);
 
     return test_done("sandbox_test");
 }

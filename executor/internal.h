@@ -139,6 +139,8 @@ struct exe_server {
     bool app_exited;
     int app_status;
     char *const *base_env;
+    int devnull;        /* /dev/null for reading: the stdin of commands without input; only an fd
+                         * above 2 is used (a zeroed server opens it per command) */
     sigset_t sig_reset; /* signals the children must reset (see exe_spawn_spec) */
 
     /* The executor's sandbox and the tighter ones requests asked for, prepared once each. */

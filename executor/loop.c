@@ -23,6 +23,9 @@
 /* Sentinels for the two fds that are not pipes. */
 static int tag_signal, tag_wake;
 
+/* The I/O thread looks at every timer and list at the top of each turn: it never needs waking. */
+static __thread bool on_io_thread;
+
 int exe_loop_init(exe_server *srv)
 {
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -43,6 +46,8 @@ int exe_loop_init(exe_server *srv)
 
 void exe_loop_wake(exe_server *srv)
 {
+    if (on_io_thread)
+        return;
     uint64_t one = 1;
     ssize_t w = write(srv->wakefd, &one, sizeof one);
     (void)w; /* EAGAIN means a wake-up is already pending */
@@ -291,6 +296,7 @@ static int next_timeout_ms(exe_server *srv, uint64_t now)
 void exe_loop_run(exe_server *srv)
 {
     struct epoll_event evs[64];
+    on_io_thread = true;
     for (;;) {
         pthread_mutex_lock(&srv->mu);
         exe_free_dead(srv);

@@ -297,7 +297,6 @@ void exe_call_finish_with(exe_call *c, grpc_byte_buffer *last)
     }
     c->status_sent = true;
     running_remove(c);
-    log_call(c, GRPC_STATUS_OK, "");
     if (rpc_send_final(c->call, !c->md_sent, last, GRPC_STATUS_OK, NULL, &c->tag_send) ==
         GRPC_CALL_OK) {
         c->pending++;
@@ -306,6 +305,7 @@ void exe_call_finish_with(exe_call *c, grpc_byte_buffer *last)
     } else {
         grpc_byte_buffer_destroy(last);
     }
+    log_call(c, GRPC_STATUS_OK, ""); /* after the send: the line is not on the client's path */
 }
 
 static void on_send(rpc_tag *t, bool ok)
@@ -607,6 +607,7 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
         rpc_log("info", "sandbox", "%s", desc);
     }
 
+    srv->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->buf = malloc(cfg->chunk_bytes);
     if (!srv->buf || exe_loop_init(srv) < 0) {
         fprintf(stderr, "pm-executor: cannot set up the event loop: %s\n", strerror(errno));
@@ -664,6 +665,11 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
     }
     rpc_log("info", "listening", "address=%s name=%s max_concurrent=%llu pid1=%d", cfg->listen,
             cfg->name, (unsigned long long)cfg->max_concurrent, srv->app_pid > 0);
+    /* Commands are spawned by this thread (the I/O loop) and the completion-queue thread created
+     * below: drop once here what every command's bounding set loses, after the app (which is not
+     * sandboxed) has been started. */
+    if (sbx_drop_bounding(srv->sandbox, err, sizeof err) < 0)
+        rpc_log("warn", "sandbox", "each command drops its bounding set itself: %s", err);
     pthread_create(&srv->cq_thread, NULL, cq_thread, srv->cq);
 
     exe_loop_run(srv);
@@ -685,6 +691,8 @@ out:
     rpc_health_destroy(srv->health);
     grpc_shutdown();
     free(srv->buf);
+    if (srv->devnull > STDERR_FILENO)
+        close(srv->devnull);
     free(srv->token);
     sandbox_cleanup(srv);
     rpc_log("info", "exit", "code=%d", code);

@@ -125,13 +125,16 @@ static void cmd_start(exe_call *c)
         rc = make_pipe(err, true);
     if (rc == 0 && cmd->stdin_len)
         rc = make_pipe(in, false);
+    /* Without input, stdin is the server's /dev/null, shared by every command (the child's
+     * dup2 makes its own fd 0). */
+    bool own_in = cmd->stdin_len || srv->devnull <= STDERR_FILENO;
     if (rc == 0 && !cmd->stdin_len) {
-        in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        in[0] = own_in ? open("/dev/null", O_RDONLY | O_CLOEXEC) : srv->devnull;
         if (in[0] < 0)
             rc = -errno;
     }
     if (rc < 0) {
-        int fds[] = {in[0], in[1], out[0], out[1], err[0], err[1]};
+        int fds[] = {own_in ? in[0] : -1, in[1], out[0], out[1], err[0], err[1]};
         for (size_t i = 0; i < 6; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
@@ -152,7 +155,8 @@ static void cmd_start(exe_call *c)
     };
     exe_spawn_result res;
     rc = exe_spawn(&spec, &res);
-    close(in[0]);
+    if (own_in)
+        close(in[0]);
     close(out[1]);
     close(err[1]);
     if (rc < 0) {
@@ -501,11 +505,13 @@ void exe_step_pump(exe_call *c)
             {
                 pm_executor_v1_Exited ex;
                 fill_exited(c, &ex);
-                log_command(c, &ex);
                 if (ex.exit_code != 0 && !c->step.continue_on_error)
                     c->stop = true;
                 c->cstate = CMD_DONE;
                 bool last = c->cur + 1 >= c->step.ncmds || c->stop;
+                /* The event goes out before the log line is written: the line is not on the
+                 * client's path. */
+                bool sent = false;
                 if (c->kind == K_LEGACY) {
                     legacy_done(c, &ex);
                 } else if (c->client_gone) {
@@ -513,10 +519,13 @@ void exe_step_pump(exe_call *c)
                 } else if (last && !c->srv->killing_all) {
                     /* The last event and the status share one batch: one write, no wake-up. */
                     exe_call_finish_with(c, exe_event_exited((uint32_t)c->cur, &ex));
-                    return;
-                } else if (exe_call_send(c, exe_event_exited((uint32_t)c->cur, &ex))) {
-                    return;
+                    sent = true;
+                } else {
+                    sent = exe_call_send(c, exe_event_exited((uint32_t)c->cur, &ex));
                 }
+                log_command(c, &ex);
+                if (sent)
+                    return;
             }
             break;
         case CMD_DONE:

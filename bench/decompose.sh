@@ -148,7 +148,7 @@ calls, cur = [], None
 for t, comm, tid, name, rest in ex:
     if tid == cloner and name == "syscalls:sys_enter_pipe2":
         if cur is None or "clone" in cur:
-            if cur and "status" in cur:
+            if cur and "exited" in cur:
                 calls.append(cur)
             cur = {"pipe": t}
     if cur is None:
@@ -164,7 +164,7 @@ for t, comm, tid, name, rest in ex:
             cur["exited"] = t
         elif "status" not in cur:
             cur["status"] = t
-if cur and "status" in cur:
+if cur and "exited" in cur:
     calls.append(cur)
 
 stages = {k: [] for k in ("setup", "suspended", "life", "exec", "run", "reap", "exited", "status")}
@@ -180,7 +180,8 @@ for c in calls:
         stages["run"].append(x - execs[c["pid"]])
     stages["reap"].append(c["reap"] - x)
     stages["exited"].append(c["exited"] - c["reap"])
-    stages["status"].append(c["status"] - c["exited"])
+    if "status" in c:
+        stages["status"].append(c["status"] - c["exited"])
 
 print(f"traced: {len(f_life)} floor spawns, {len(stages['life'])} executor calls; medians in µs")
 print("| stage | floor | executor |")

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t kill_grace_ms;     /* SIGTERM to SIGKILL */
     uint64_t shutdown_grace_ms; /* running steps may finish this long after SIGTERM */
     uint64_t chunk_bytes;       /* largest output chunk per event */
+    uint64_t coalesce_us;       /* how long a bulk chunk may wait for the pipe to fill; 0 = never */
     const char *token_file;
     const char *tls_cert;
     const char *tls_key;

@@ -84,6 +84,13 @@ struct exe_call {
     size_t in_left;
     bool started_pending;
     bool read_stderr_first;
+    /* Output read for the next event, straight into its slice (see step.c, stream_output). */
+    struct exe_out_track *track; /* counts this call's output buffers still held by gRPC */
+    bool out_blocked;            /* waiting for gRPC to release one of them */
+    grpc_slice pend;
+    size_t pend_len;      /* bytes of data in pend, behind EXE_EVENT_HEADER_ROOM */
+    int pend_which;       /* FD_STDOUT or FD_STDERR */
+    uint64_t flush_at_us; /* waiting for the pipe to fill until then; 0: not waiting */
     uint64_t t0_us, deadline_us, kill_at_us, drain_until_us;
     bool timed_out, cancelled;
     int wstatus;
@@ -132,6 +139,7 @@ struct exe_server {
     uint8_t *buf;          /* output read buffer, used under mu */
 
     int epfd, sigfd, wakefd;
+    bool fine_timers; /* epoll_pwait2 works: timers to the microsecond, not the millisecond */
     bool shutdown_started, server_down, killing_all, calls_cancelled;
     uint64_t shutdown_deadline_us, hard_deadline_us;
 
@@ -165,6 +173,14 @@ void exe_begin_shutdown(exe_server *srv);
 #define EXE_SWEEP_DELAY_US 100000u
 
 /* step.c */
+/* Output buffers of one call that may exist at once: the one being filled and those gRPC still
+ * holds after reporting their sends complete (it queues written messages until the socket takes
+ * them). Past it the call reads no more output until one is released: that is the backpressure. */
+#define EXE_OUT_BUFS_PER_CALL 4
+/* A call's output buffers are released when gRPC lets go of them, on any thread. */
+void exe_out_track_release(struct exe_out_track *t);
+/* Whether a call blocked on its output buffers may go on (I/O thread, mu held). */
+bool exe_step_out_ready(exe_call *c);
 /* How many of n new output bytes may go out under cap (0 = none) after delivered; sets
  * *truncated when some are dropped. */
 size_t exe_cap_take(uint64_t cap, uint64_t delivered, size_t n, bool *truncated);
@@ -180,6 +196,8 @@ void exe_step_begin(exe_call *c);
 int exe_loop_init(exe_server *srv);
 void exe_loop_run(exe_server *srv);
 void exe_loop_wake(exe_server *srv);
+/* Wakes the I/O thread even from itself (for code that runs on any thread, e.g. slice release). */
+void exe_loop_kick(exe_server *srv);
 int exe_loop_arm(exe_server *srv, exe_call *c, int which);
 void exe_loop_forget(exe_server *srv, exe_call *c, int which);
 /* Reaps c's command if it has exited (without waiting for SIGCHLD); true when it did. */

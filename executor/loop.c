@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sentinels for the two fds that are not pipes. */
@@ -41,16 +42,25 @@ int exe_loop_init(exe_server *srv)
     ev.data.ptr = &tag_wake;
     if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wakefd, &ev) < 0)
         return -errno;
+    /* Output coalescing waits a fraction of a millisecond; older kernels only have millisecond
+     * timeouts, and there it stays off. */
+    struct epoll_event none;
+    struct timespec zero = {0, 0};
+    srv->fine_timers = epoll_pwait2(srv->epfd, &none, 1, &zero, NULL) >= 0;
     return 0;
+}
+
+void exe_loop_kick(exe_server *srv)
+{
+    uint64_t one = 1;
+    ssize_t w = write(srv->wakefd, &one, sizeof one);
+    (void)w; /* EAGAIN means a wake-up is already pending */
 }
 
 void exe_loop_wake(exe_server *srv)
 {
-    if (on_io_thread)
-        return;
-    uint64_t one = 1;
-    ssize_t w = write(srv->wakefd, &one, sizeof one);
-    (void)w; /* EAGAIN means a wake-up is already pending */
+    if (!on_io_thread)
+        exe_loop_kick(srv);
 }
 
 int exe_loop_arm(exe_server *srv, exe_call *c, int which)
@@ -271,7 +281,8 @@ static void shutdown_timers(exe_server *srv, uint64_t now)
     }
 }
 
-static int next_timeout_ms(exe_server *srv, uint64_t now)
+/* Microseconds until the earliest timer (0: due now), or -1 when there is none. */
+static int64_t next_timeout_us(exe_server *srv, uint64_t now)
 {
     uint64_t t = UINT64_MAX;
     for (exe_call *c = srv->running; c; c = c->next) {
@@ -289,8 +300,19 @@ static int next_timeout_ms(exe_server *srv, uint64_t now)
         return -1;
     if (t <= now)
         return 0;
-    uint64_t ms = (t - now + 999) / 1000;
-    return ms > 60000 ? 60000 : (int)ms;
+    return t - now > 60000000u ? 60000000 : (int64_t)(t - now);
+}
+
+/* epoll_wait with a timeout in microseconds: exact with epoll_pwait2 (Linux 5.11), otherwise
+ * rounded up to the millisecond. */
+static int wait_events(exe_server *srv, struct epoll_event *evs, int max, int64_t timeout_us)
+{
+    if (srv->fine_timers) {
+        struct timespec ts = {.tv_sec = timeout_us / 1000000,
+                              .tv_nsec = (long)(timeout_us % 1000000) * 1000};
+        return epoll_pwait2(srv->epfd, evs, max, timeout_us < 0 ? NULL : &ts, NULL);
+    }
+    return epoll_wait(srv->epfd, evs, max, timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000));
 }
 
 void exe_loop_run(exe_server *srv)
@@ -307,14 +329,14 @@ void exe_loop_run(exe_server *srv)
          * watchers would otherwise hold the server's shutdown for seconds. */
         bool cancel_rest = srv->shutdown_started && !srv->running && !srv->calls_cancelled;
         srv->calls_cancelled |= cancel_rest;
-        int timeout = next_timeout_ms(srv, now);
+        int64_t timeout = next_timeout_us(srv, now);
         pthread_mutex_unlock(&srv->mu);
         if (done)
             return;
         if (cancel_rest)
             grpc_server_cancel_all_calls(srv->server);
 
-        int n = epoll_wait(srv->epfd, evs, 64, timeout);
+        int n = wait_events(srv, evs, 64, timeout);
         if (n < 0 && errno != EINTR)
             return;
 
@@ -341,7 +363,9 @@ void exe_loop_run(exe_server *srv)
             sweep_orphans(srv);
         for (exe_call *c = srv->running, *next; c; c = next) {
             next = c->next;
-            if (exe_step_next_timer(c) > now)
+            /* A call whose output buffers gRPC released (out_buf_free kicked us) reads on. */
+            bool ready = exe_step_out_ready(c);
+            if (!ready && exe_step_next_timer(c) > now)
                 continue;
             exe_step_timers(c, now);
             exe_step_pump(c);

@@ -104,6 +104,8 @@ int main(int argc, char **argv)
         {"shutdown-grace-ms", RPC_FLAG_UINT, &cfg.shutdown_grace_ms,
          "how long running steps may finish after SIGTERM"},
         {"chunk-bytes", RPC_FLAG_UINT, &cfg.chunk_bytes, "largest output chunk per event"},
+        {"coalesce-us", RPC_FLAG_UINT, &cfg.coalesce_us,
+         "how long a chunk of bulk output may wait for more before it is sent, 0 = never"},
         RPC_SERVER_FLAG_ROWS(&cfg),
         {"sandbox-profile", RPC_FLAG_STRING, &cfg.sandbox_profile,
          "seccomp profile of every command: unconfined, default, strict or file:PATH"},

@@ -387,17 +387,32 @@ grpc_byte_buffer *exe_event_started(uint32_t cmd, int32_t pid)
     return encode_bb(pm_executor_v1_RunEvent_fields, &ev);
 }
 
-grpc_byte_buffer *exe_event_output(uint32_t cmd, bool is_stderr, const uint8_t *data, size_t len)
+grpc_byte_buffer *exe_event_output_in(uint32_t cmd, bool is_stderr, grpc_slice slice, size_t len)
 {
-    pm_executor_v1_RunEvent ev = pm_executor_v1_RunEvent_init_zero;
-    blob_arg b = {data, len};
-    ev.command = cmd;
-    pb_callback_t cb = {.funcs.encode = cb_encode_blob, .arg = &b};
-    if (is_stderr)
-        ev.stderr_data = cb;
-    else
-        ev.stdout_data = cb;
-    return encode_bb(pm_executor_v1_RunEvent_fields, &ev);
+    /* The fields before the data, as nanopb would write them: command (when not 0), then the
+     * tag and length of stdout_data or stderr_data. */
+    uint8_t head[EXE_EVENT_HEADER_ROOM];
+    pb_ostream_t os = pb_ostream_from_buffer(head, sizeof head);
+    bool ok = true;
+    if (cmd)
+        ok = pb_encode_tag(&os, PB_WT_VARINT, pm_executor_v1_RunEvent_command_tag) &&
+             pb_encode_varint(&os, cmd);
+    ok = ok &&
+         pb_encode_tag(&os, PB_WT_STRING,
+                       is_stderr ? pm_executor_v1_RunEvent_stderr_data_tag
+                                 : pm_executor_v1_RunEvent_stdout_data_tag) &&
+         pb_encode_varint(&os, len);
+    if (!ok || GRPC_SLICE_LENGTH(slice) < EXE_EVENT_HEADER_ROOM + len) {
+        grpc_slice_unref(slice);
+        return NULL;
+    }
+    size_t start = EXE_EVENT_HEADER_ROOM - os.bytes_written;
+    memcpy(GRPC_SLICE_START_PTR(slice) + start, head, os.bytes_written);
+    grpc_slice msg = grpc_slice_sub(slice, start, EXE_EVENT_HEADER_ROOM + len);
+    grpc_slice_unref(slice);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&msg, 1);
+    grpc_slice_unref(msg);
+    return bb;
 }
 
 grpc_byte_buffer *exe_event_exited(uint32_t cmd, const pm_executor_v1_Exited *ex)

@@ -75,7 +75,14 @@ const char *exe_env_get(char *const *env, const char *key);
 
 /* Events of the Run stream. */
 grpc_byte_buffer *exe_event_started(uint32_t cmd, int32_t pid);
-grpc_byte_buffer *exe_event_output(uint32_t cmd, bool is_stderr, const uint8_t *data, size_t len);
+/*
+ * Output is read straight into a slice, behind EXE_EVENT_HEADER_ROOM bytes left free for the
+ * fields that precede it. exe_event_output_in writes those fields just in front of the len bytes
+ * of data at EXE_EVENT_HEADER_ROOM and returns the event without copying the data; it takes over
+ * the caller's reference to slice (also on failure, which returns NULL).
+ */
+#define EXE_EVENT_HEADER_ROOM 16
+grpc_byte_buffer *exe_event_output_in(uint32_t cmd, bool is_stderr, grpc_slice slice, size_t len);
 grpc_byte_buffer *exe_event_exited(uint32_t cmd, const pm_executor_v1_Exited *ex);
 
 /* One captured output of the legacy reply. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "executor/testutil.h"
+#include "rpc/rpc.h"
 
 static int decode(Pm__Executor__V1__RunRequest *req, exe_step *s, char *err, size_t errlen)
 {
@@ -226,8 +227,61 @@ static void test_utf8(void)
                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 }
 
+/*
+ * Output events are built around data already in place (exe_event_output_in writes only the
+ * fields in front of it): protobuf-c, the other codec, must read back exactly the command index,
+ * the right stream and every byte, for indexes that encode in one, two or more bytes, lengths
+ * around the varint boundaries, and both streams.
+ */
+static void test_output_event_in_place(void)
+{
+    const uint32_t cmds[] = {0, 1, 127, 128, 300, 70000};
+    const size_t lens[] = {0, 1, 127, 128, 16383, 16384, 131072};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++)
+            for (int is_stderr = 0; is_stderr < 2; is_stderr++) {
+                size_t len = lens[j];
+                grpc_slice s = grpc_slice_malloc(EXE_EVENT_HEADER_ROOM + len + 3);
+                uint8_t *data = GRPC_SLICE_START_PTR(s) + EXE_EVENT_HEADER_ROOM;
+                for (size_t k = 0; k < len + 3; k++)
+                    data[k] = (uint8_t)(k * 7 + i + j);
+                uint8_t first = len ? data[0] : 0, last = len ? data[len - 1] : 0;
+                grpc_byte_buffer *bb = exe_event_output_in(cmds[i], is_stderr, s, len);
+                CHECK(bb != NULL);
+                uint8_t *flat;
+                size_t flen;
+                CHECK(rpc_bb_flatten(bb, &flat, &flen) == 0);
+                grpc_byte_buffer_destroy(bb);
+                Pm__Executor__V1__RunEvent *ev =
+                    pm__executor__v1__run_event__unpack(NULL, flen, flat);
+                CHECK(ev != NULL);
+                CHECK(ev->command == cmds[i]);
+                const ProtobufCBinaryData *got = is_stderr ? &ev->stderr_data : &ev->stdout_data;
+                const ProtobufCBinaryData *other = is_stderr ? &ev->stdout_data : &ev->stderr_data;
+                CHECK(got->len == len);
+                CHECK(other->len == 0);
+                CHECK(ev->started == NULL && ev->exited == NULL);
+                if (len) {
+                    CHECK(got->data[0] == first && got->data[len - 1] == last);
+                    for (size_t k = 0; k < len; k++)
+                        if (got->data[k] != (uint8_t)(k * 7 + i + j)) {
+                            CHECK(!"output byte differs");
+                            break;
+                        }
+                }
+                pm__executor__v1__run_event__free_unpacked(ev, NULL);
+                free(flat);
+            }
+    /* A slice too short for the length it claims is refused (and released). */
+    grpc_slice s = grpc_slice_malloc(EXE_EVENT_HEADER_ROOM + 10);
+    CHECK(exe_event_output_in(0, false, s, 11) == NULL);
+}
+
 int main(void)
 {
+    grpc_init();
+    test_output_event_in_place();
+    grpc_shutdown();
     test_utf8();
     test_valid();
     test_invalid();

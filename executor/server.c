@@ -42,6 +42,7 @@ void exe_config_defaults(exe_config *cfg)
     cfg->kill_grace_ms = 2000;
     cfg->shutdown_grace_ms = 10000;
     cfg->chunk_bytes = 128 * 1024;
+    cfg->coalesce_us = 100;
     cfg->log_format = "text";
     cfg->sandbox_profile = "default";
     cfg->rlimits = "";
@@ -197,6 +198,8 @@ static void call_free(exe_call *c)
         grpc_byte_buffer_destroy(c->req);
     if (c->send_bb)
         grpc_byte_buffer_destroy(c->send_bb);
+    grpc_slice_unref(c->pend);
+    exe_out_track_release(c->track);
     if (c->call)
         grpc_call_unref(c->call);
     free(c->envp);
@@ -575,6 +578,10 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
         return 2;
     if (cfg->chunk_bytes < 1024 || cfg->chunk_bytes > (1u << 20)) {
         fprintf(stderr, "pm-executor: --chunk-bytes must be between 1024 and 1048576\n");
+        return 2;
+    }
+    if (cfg->coalesce_us > 1000000) {
+        fprintf(stderr, "pm-executor: --coalesce-us must be at most 1000000 (one second)\n");
         return 2;
     }
     if (cfg->max_concurrent == 0) {

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,12 @@ void exe_step_timers(exe_call *c, uint64_t now)
             c->kill_at_us = 0;
         }
     } else if (c->cstate == CMD_REAPED && c->drain_until_us && now >= c->drain_until_us) {
+        if (c->send_in_flight || c->out_blocked) {
+            /* The pipes are not being read because the client is slow: what is in them is
+             * still coming, and the grace counts again from when reading can go on. */
+            c->drain_until_us = now + DRAIN_GRACE_US;
+            return;
+        }
         /* Something outside the process group (it called setsid) still holds the pipes. */
         exe_step_close_fds(c);
     }
@@ -249,6 +256,8 @@ uint64_t exe_step_next_timer(const exe_call *c)
     } else if (c->cstate == CMD_REAPED && (c->fd[FD_STDOUT] >= 0 || c->fd[FD_STDERR] >= 0)) {
         t = c->drain_until_us;
     }
+    if (c->flush_at_us && c->pend_len && !c->status_sent && c->flush_at_us < t)
+        t = c->flush_at_us;
     return t;
 }
 
@@ -326,17 +335,119 @@ size_t exe_cap_take(uint64_t cap, uint64_t delivered, size_t n, bool *truncated)
 }
 
 /*
- * Reads what the pipes have. Returns true when a message was handed to gRPC (the call must now
- * wait for its completion), false when nothing more can be read now (fds re-armed or at EOF).
+ * Output buffers are malloc'd with a pointer to their call's tracker in front and handed to gRPC
+ * as slices whose release runs out_buf_free, on whichever thread drops the last reference (which
+ * may hold gRPC locks, or srv->mu: so atomics only, and an eventfd kick).
  */
-static bool pump_output(exe_call *c)
+struct exe_out_track {
+    exe_server *srv;
+    atomic_int refs;     /* the call's, plus one per buffer alive */
+    atomic_int alive;    /* buffers not yet released */
+    atomic_bool blocked; /* the call waits for a release */
+};
+
+#define OUT_HDR 16 /* the tracker pointer, padded so the data stays 16-byte aligned */
+
+void exe_out_track_release(struct exe_out_track *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+        free(t);
+}
+
+static void out_buf_free(void *p)
+{
+    struct exe_out_track *t = *(struct exe_out_track **)p;
+    free(p);
+    atomic_fetch_sub(&t->alive, 1);
+    if (atomic_load(&t->blocked))
+        exe_loop_kick(t->srv);
+    exe_out_track_release(t);
+}
+
+/* Makes c->pend a new output buffer; false when the call must wait for gRPC to release one
+ * (c->out_blocked) or memory ran out (c->pend stays empty). */
+static bool out_buf_new(exe_call *c)
+{
+    if (!c->track) {
+        c->track = calloc(1, sizeof *c->track);
+        if (!c->track)
+            return false;
+        c->track->srv = c->srv;
+        atomic_init(&c->track->refs, 1);
+    }
+    struct exe_out_track *t = c->track;
+    if (atomic_load(&t->alive) >= EXE_OUT_BUFS_PER_CALL) {
+        /* Announce the wait first, then look again: a release in between either is seen here
+         * or sees the flag and kicks the I/O thread. */
+        atomic_store(&t->blocked, true);
+        if (atomic_load(&t->alive) >= EXE_OUT_BUFS_PER_CALL) {
+            c->out_blocked = true;
+            return false;
+        }
+        atomic_store(&t->blocked, false);
+    }
+    size_t size = EXE_EVENT_HEADER_ROOM + c->srv->cfg.chunk_bytes;
+    uint8_t *p = malloc(OUT_HDR + size);
+    if (!p)
+        return false;
+    *(struct exe_out_track **)p = t;
+    atomic_fetch_add(&t->refs, 1);
+    atomic_fetch_add(&t->alive, 1);
+    c->pend = grpc_slice_new_with_user_data(p + OUT_HDR, size, out_buf_free, p);
+    return true;
+}
+
+bool exe_step_out_ready(exe_call *c)
+{
+    if (!c->out_blocked || atomic_load(&c->track->alive) >= EXE_OUT_BUFS_PER_CALL)
+        return false;
+    c->out_blocked = false;
+    atomic_store(&c->track->blocked, false);
+    return true;
+}
+
+/* Drops the output read for the next event. */
+static void pend_drop(exe_call *c)
+{
+    grpc_slice_unref(c->pend);
+    c->pend = grpc_empty_slice();
+    c->pend_len = 0;
+    c->flush_at_us = 0;
+}
+
+/* Sends the output read so far as one event. Returns true when it was handed to gRPC. */
+static bool pend_send(exe_call *c)
+{
+    grpc_slice slice = c->pend;
+    size_t len = c->pend_len;
+    bool is_stderr = c->pend_which == FD_STDERR;
+    c->pend = grpc_empty_slice();
+    c->pend_len = 0;
+    c->flush_at_us = 0;
+    c->read_stderr_first = !is_stderr; /* the other stream's turn next */
+    return exe_call_send(c, exe_event_output_in((uint32_t)c->cur, is_stderr, slice, len));
+}
+
+/* Closes an output pipe at EOF or on a read error. */
+static void output_eof(exe_call *c, int which)
+{
+    exe_loop_forget(c->srv, c, which);
+    close(c->fd[which]);
+    c->fd[which] = -1;
+}
+
+/*
+ * Reads output when nobody will send it: into the legacy reply, or dropped (past the cap, or the
+ * client is gone). Returns false: nothing was sent.
+ */
+static bool drain_output(exe_call *c)
 {
     exe_server *srv = c->srv;
     int budget = READS_PER_PUMP;
-    for (int k = 0; k < 2; k++) {
-        int which = (k == 0) == c->read_stderr_first ? FD_STDERR : FD_STDOUT;
-        /* An fd armed in epoll had nothing to read last time: skip it until its event comes,
-         * which saves a failed read and a re-arm per message on the quiet stream. */
+    if (c->pend_len)
+        pend_drop(c);
+    for (int which = FD_STDOUT; which <= FD_STDERR; which++) {
+        /* An fd armed in epoll had nothing to read last time: skip it until its event comes. */
         while (c->fd[which] >= 0 && !c->armed[which]) {
             if (budget-- <= 0) {
                 exe_loop_arm(srv, c, which);
@@ -350,27 +461,104 @@ static bool pump_output(exe_call *c)
                 break;
             }
             if (n <= 0) {
-                exe_loop_forget(srv, c, which);
-                close(c->fd[which]);
-                c->fd[which] = -1;
+                output_eof(c, which);
                 break;
             }
             c->produced[which] += (uint64_t)n;
-            if (c->kind == K_LEGACY) {
+            if (c->kind == K_LEGACY)
                 collect(c, which, srv->buf, (size_t)n);
-                continue;
-            }
-            size_t give = exe_cap_take(c->output_cap, c->delivered, (size_t)n, &c->truncated);
-            if (give == 0 || c->client_gone)
-                continue; /* past the cap, or nobody listening: read and drop */
-            c->delivered += give;
-            c->read_stderr_first = which == FD_STDOUT;
-            if (exe_call_send(
-                    c, exe_event_output((uint32_t)c->cur, which == FD_STDERR, srv->buf, give)))
-                return true;
+            else
+                exe_cap_take(c->output_cap, c->delivered, (size_t)n, &c->truncated);
         }
     }
     return false;
+}
+
+/*
+ * Streams a Run call's output: reads straight into the next event's slice and sends it when it is
+ * full, when the pipe is at EOF, or when the pipe ran dry. A chunk that ran dry after bulk output
+ * (at least an eighth of a chunk) waits up to --coalesce-us for the pipe to fill before it goes:
+ * a fast producer then gets few full messages instead of many small ones, which is what a
+ * gigabyte of output costs on both ends, while a command printing a line now and then sees no
+ * delay. Returns true when a message was handed to gRPC (the call must wait for its completion),
+ * false when nothing more can be done now (fds armed, at EOF, or waiting for the flush time).
+ */
+static bool stream_output(exe_call *c)
+{
+    exe_server *srv = c->srv;
+    const size_t chunk = srv->cfg.chunk_bytes;
+    int budget = READS_PER_PUMP;
+    for (int k = 0; k < 2; k++) {
+        int which = c->pend_len                        ? c->pend_which
+                    : (k == 0) == c->read_stderr_first ? FD_STDERR
+                                                       : FD_STDOUT;
+        while (c->fd[which] >= 0 && !c->armed[which]) {
+            /* Waiting for the pipe to fill (the I/O thread comes back at flush_at_us), unless
+             * the command has ended: then what is in the pipe is all there is. */
+            if (c->flush_at_us && c->cstate == CMD_RUNNING && rpc_now_us() < c->flush_at_us)
+                return false;
+            if (budget-- <= 0) {
+                if (c->pend_len)
+                    return pend_send(c);
+                pend_drop(c);
+                exe_loop_arm(srv, c, which);
+                break;
+            }
+            if (!GRPC_SLICE_LENGTH(c->pend) && !out_buf_new(c))
+                return c->out_blocked ? false : drain_output(c); /* out of memory: dropped */
+            if (!c->pend_len)
+                c->pend_which = which; /* an empty buffer serves whichever pipe reads next */
+            size_t room = chunk - c->pend_len;
+            uint8_t *at = GRPC_SLICE_START_PTR(c->pend) + EXE_EVENT_HEADER_ROOM + c->pend_len;
+            ssize_t n = read(c->fd[which], at, room);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                output_eof(c, which);
+                if (c->pend_len)
+                    return pend_send(c);
+                pend_drop(c);
+                break;
+            }
+            if (n > 0) {
+                c->produced[which] += (uint64_t)n;
+                size_t give = exe_cap_take(c->output_cap, c->delivered, (size_t)n, &c->truncated);
+                c->delivered += give;
+                c->pend_len += give; /* bytes past the cap stay behind pend_len: dropped */
+                if (c->pend_len == chunk)
+                    return pend_send(c);
+                if (!c->pend_len || (size_t)n == room)
+                    continue; /* all dropped past the cap, or cut short by it: read on */
+            } else if (!c->pend_len) {
+                pend_drop(c); /* EAGAIN with nothing to send: no buffer kept while idle */
+                exe_loop_arm(srv, c, which);
+                break;
+            }
+            /* The pipe ran dry (a short read or EAGAIN) with output read. */
+            if (!c->flush_at_us && srv->cfg.coalesce_us && c->pend_len >= chunk / 8 &&
+                c->cstate == CMD_RUNNING && srv->fine_timers) {
+                c->flush_at_us = rpc_now_us() + srv->cfg.coalesce_us;
+                exe_loop_wake(srv); /* its epoll timeout must now include flush_at_us */
+                return false;
+            }
+            return pend_send(c);
+        }
+    }
+    return false;
+}
+
+/*
+ * Reads what the pipes have. Returns true when a message was handed to gRPC (the call must now
+ * wait for its completion), false when nothing more can be read now.
+ */
+static bool pump_output(exe_call *c)
+{
+    if (c->kind == K_LEGACY || c->client_gone)
+        return drain_output(c);
+    /* Output read before both pipes closed (EOF, or the drain timer) still goes out. */
+    if (c->pend_len && c->fd[c->pend_which] < 0)
+        return pend_send(c);
+    return stream_output(c);
 }
 
 static void fill_exited(exe_call *c, pm_executor_v1_Exited *ex)

@@ -116,6 +116,11 @@ void exe_loop_wake(exe_server *srv)
     (void)srv;
 }
 
+void exe_loop_kick(exe_server *srv)
+{
+    (void)srv;
+}
+
 bool exe_loop_try_reap(exe_server *srv, exe_call *c)
 {
     (void)srv;

@@ -18,7 +18,7 @@ import grpc  # noqa: E402
 import pmtest  # noqa: E402
 from pmtest import request, sh, wait_until  # noqa: E402
 
-MEMORY_LIMIT_KB = 64 * 1024
+MEMORY_LIMIT_KB = 24 * 1024  # the issue's bound for the executor while streaming
 GIB = 1 << 30
 
 
@@ -137,6 +137,91 @@ class StreamTest(pmtest.ExecutorTestCase):
         self.assertLess(hwm, MEMORY_LIMIT_KB)
         wait_until(lambda: not pmtest.pids_with_env_marker(marker), what="`yes` killed")
 
+    def test_output_in_the_pipe_outlives_the_command_for_a_slow_reader(self):
+        # The client reads nothing for a second. The first 128 KiB chunk cannot leave: it is
+        # larger than the client's 64 KiB flow-control window (BDP probing is off below, so the
+        # window does not grow). The executor stops reading behind it; the command writes the
+        # remaining 160 KiB into its 256 KiB pipe and exits with them unread. The second is far
+        # past the 200 ms the executor grants escaped descendants that hold a dead command's
+        # pipes, but none of the output may be lost (it was, before the drain grace learned to
+        # wait for the client).
+        size = 128 * 1024 + 160 * 1024
+        blob = os.urandom(size)
+        path = pmtest.fresh_path("slowreader")
+        with open(path, "wb") as f:
+            f.write(blob)
+        # Without BDP probing the client's window stays at 64 KiB, so what the executor can
+        # hand over is bounded by gRPC's flow control and its own buffers, not by socket sizes.
+        ch = grpc.insecure_channel(self.exe.target, options=[("grpc.http2.bdp_probe", 0)])
+        self.addCleanup(ch.close)
+        call = pmtest.ExecutorClient(ch).run_stream(request(sh("cat '%s'" % path)), timeout=60)
+        time.sleep(1.0)
+        out = bytearray()
+        exited = None
+        for ev in call:
+            if ev.stdout_data:
+                out += ev.stdout_data
+            elif ev.HasField("exited"):
+                exited = ev.exited
+        self.assertIsNotNone(exited)
+        self.assertEqual(exited.exit_code, 0)
+        self.assertEqual(exited.stdout_bytes, size)
+        self.assertEqual(len(out), size)
+        self.assertEqual(pmtest.sha256(bytes(out)), pmtest.sha256(blob))
+
+
+class CoalesceTest(pmtest.ExecutorTestCase):
+    """Bulk output waits up to --coalesce-us for the pipe to fill; a little output never waits.
+    A one-second wait makes both visible without depending on the machine's speed."""
+
+    EXECUTOR_ARGS = ("--coalesce-us", "1000000", "--kill-grace-ms", "500")
+
+    def stdout_events(self, line):
+        events = []
+        exited = None
+        for ev in self.client().run_stream(request(sh(line)), timeout=60):
+            if ev.stdout_data:
+                events.append(bytes(ev.stdout_data))
+            elif ev.HasField("exited"):
+                exited = ev.exited
+        self.assertIsNotNone(exited)
+        self.assertEqual(exited.exit_code, 0)
+        return events
+
+    def test_bulk_pieces_are_sent_together(self):
+        # Two bulk writes (each past an eighth of a 128 KiB chunk) 0.2 s apart: the first waits
+        # for the pipe to fill and leaves with the second in one event.
+        events = self.stdout_events(
+            "head -c 20000 /dev/zero; sleep 0.2; head -c 20000 /dev/zero | tr '\\0' x")
+        self.assertEqual([len(e) for e in events], [40000])
+        self.assertEqual(events[0], b"\0" * 20000 + b"x" * 20000)
+
+    def test_little_output_is_not_held_back(self):
+        # "hello" is far below the bulk threshold: it must reach the client while the command is
+        # still sleeping, i.e. before the file the command creates afterwards exists.
+        flag = pmtest.fresh_path("coalesce-flag")
+        call = self.client().run_stream(
+            request(sh("printf hello; sleep 1; touch '%s'; printf world" % flag)), timeout=60)
+        seen = []
+        for ev in call:
+            if ev.stdout_data:
+                seen.append((bytes(ev.stdout_data), os.path.exists(flag)))
+        self.assertEqual(seen, [(b"hello", False), (b"world", True)])
+
+    def test_full_chunks_do_not_wait(self):
+        # 256 KiB at once fill two whole chunks, which go out at once: both reach the client
+        # while the command still sleeps, before the file it creates afterwards exists.
+        flag = pmtest.fresh_path("coalesce-full")
+        call = self.client().run_stream(
+            request(sh("head -c 262144 /dev/zero; sleep 1.5; touch '%s'" % flag)), timeout=60)
+        got = 0
+        flag_seen = []
+        for ev in call:
+            if ev.stdout_data:
+                got += len(ev.stdout_data)
+                flag_seen.append(os.path.exists(flag))
+        self.assertEqual(got, 262144)
+        self.assertEqual(flag_seen, [False, False])
 
 if __name__ == "__main__":
     pmtest.main()

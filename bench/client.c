@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -304,6 +305,14 @@ static void on_status(rpc_tag *tag, bool ok)
 
 bench_client *bench_client_create(const bench_client_config *cfg, char *err, size_t errlen)
 {
+    /* glibc gives the top of the heap back to the kernel whenever a large enough block at its
+     * end is freed (M_TRIM_THRESHOLD, which follows the dynamic mmap threshold), and the next
+     * read buffer faults the pages in again. Receiving a gigabyte, that cost this client up to
+     * 4 s of CPU in page faults and TLB shootdowns and swung the stream figure threefold from
+     * run to run; it measured the client's allocator, not the executor. A client that means to
+     * receive a lot keeps its memory. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
     bench_client *cl = calloc(1, sizeof *cl);
     if (!cl) {
         snprintf(err, errlen, "out of memory");

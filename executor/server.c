@@ -673,10 +673,10 @@ int exe_serve(const exe_config *cfg, char *const *app_argv)
     rpc_log("info", "listening", "address=%s name=%s max_concurrent=%llu pid1=%d", cfg->listen,
             cfg->name, (unsigned long long)cfg->max_concurrent, srv->app_pid > 0);
     /* Commands are spawned by this thread (the I/O loop) and the completion-queue thread created
-     * below: drop once here what every command's bounding set loses, after the app (which is not
-     * sandboxed) has been started. */
-    if (sbx_drop_bounding(srv->sandbox, err, sizeof err) < 0)
-        rpc_log("warn", "sandbox", "each command drops its bounding set itself: %s", err);
+     * below: apply once here what every command would apply to itself (its bounding set, the
+     * default profile's filter), after the app (which is not sandboxed) has been started. */
+    if (sbx_apply_in_spawner(srv->sandbox, err, sizeof err) < 0)
+        rpc_log("warn", "sandbox", "each command applies its whole sandbox itself: %s", err);
     pthread_create(&srv->cq_thread, NULL, cq_thread, srv->cq);
 
     exe_loop_run(srv);

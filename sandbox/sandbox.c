@@ -63,6 +63,7 @@ struct sbx_prepared {
     int ambient[MAX_CAPS]; /* kept capabilities to raise in the ambient set */
     unsigned nambient;
     struct sock_fprog prog; /* len 0: no filter */
+    bool filter_inherited;  /* the spawning thread has it already (sbx_apply_in_spawner) */
     struct sock_filter *filter;
 };
 
@@ -537,7 +538,16 @@ fail:
     return rc;
 }
 
-int sbx_drop_bounding(sbx_prepared *p, char *err, size_t errlen)
+/* Installs the filter on the calling thread, like the child's last step does. */
+static long install_filter(const struct sock_fprog *prog)
+{
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, prog);
+    if (rc < 0 && (errno == EINVAL || errno == ENOSYS))
+        rc = syscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0);
+    return rc;
+}
+
+int sbx_apply_in_spawner(sbx_prepared *p, char *err, size_t errlen)
 {
     if (!p)
         return 0;
@@ -549,6 +559,17 @@ int sbx_drop_bounding(sbx_prepared *p, char *err, size_t errlen)
             return -e;
         }
     p->ncapbset_drop = 0;
+    /* Only a filter that merely refuses what no daemon here needs may confine the spawning
+     * threads themselves: the default profile's. Strict and file profiles stay per child. */
+    if (p->cfg.profile != SBX_DEFAULT || !p->prog.len || p->filter_inherited)
+        return 0;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || install_filter(&p->prog) < 0) {
+        int e = errno;
+        seterr(err, errlen, "installing the default filter on the spawning thread: %s",
+               strerror(e));
+        return -e;
+    }
+    p->filter_inherited = true;
     return 0;
 }
 
@@ -624,14 +645,8 @@ int sbx_apply_in_child(const sbx_prepared *p, sbx_stage *failed)
      * Kernels before 4.17 lack the flag (EINVAL), before 3.17 the call (ENOSYS): use prctl.
      */
     stage = SBX_STAGE_SECCOMP;
-    if (p->prog.len) {
-        long rc =
-            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &p->prog);
-        if (rc < 0 && (errno == EINVAL || errno == ENOSYS))
-            rc = syscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->prog, 0, 0);
-        if (rc < 0)
-            goto fail;
-    }
+    if (p->prog.len && !p->filter_inherited && install_filter(&p->prog) < 0)
+        goto fail;
     return 0;
 fail:;
     int e = errno;

@@ -153,16 +153,22 @@ int sbx_prepare(const sbx_config *cfg, sbx_prepared **out, char *err, size_t err
 
 /*
  * In the parent, once, from the thread that spawns (before it creates any other thread that
- * spawns): removes from the calling thread's bounding set every capability that
- * sbx_apply_in_child would drop in each child, so that children inherit the smaller set instead
- * of dropping the capabilities one system call at a time (about forty calls as root). The thread
- * keeps its permitted and effective capabilities, so it can still switch a child's ids; only what
- * it could gain by executing something is limited, and it executes nothing. Afterwards p must only
- * be applied by children of this thread or of threads it creates later. Configurations prepared
- * later in such a thread list only the capabilities still in its bounding set. Returns 0, or a
- * negative errno with a message in err; p then still drops in every child.
+ * spawns): applies to the calling thread what every child would otherwise apply to itself, so
+ * that children inherit it instead of paying for it at each spawn.
+ * - The bounding set: every capability sbx_apply_in_child would drop (about forty prctl calls
+ *   as root). The thread keeps its permitted and effective capabilities, so it can still switch
+ *   a child's ids; only what it could gain by executing something is limited, and it executes
+ *   nothing.
+ * - For the default profile only, the seccomp filter (with no_new_privs on the thread): a deny
+ *   list of calls no daemon here makes (mounts, namespaces, ptrace, bpf, keyrings, ...), so the
+ *   threads lose nothing, and each child saves attaching its own copy. Strict and file profiles
+ *   are allow lists and stay per child.
+ * Afterwards p must only be applied by children of this thread or of threads it creates later.
+ * Configurations prepared later in such a thread list only the capabilities still in its bounding
+ * set; a filter they carry is attached by each child on top of the inherited one. Returns 0, or a
+ * negative errno with a message in err; what was not done is then still done in every child.
  */
-int sbx_drop_bounding(sbx_prepared *p, char *err, size_t errlen);
+int sbx_apply_in_spawner(sbx_prepared *p, char *err, size_t errlen);
 
 /*
  * CHILD ONLY: applies p to the calling process, between fork or clone(CLONE_VM | CLONE_VFORK)

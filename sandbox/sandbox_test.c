@@ -556,53 +556,74 @@ static void test_vfork_with_threads(void)
 }
 
 /*
- * sbx_drop_bounding in a spawning thread: the thread's bounding set shrinks, its effective set and
- * the other threads' sets do not, and a child of that thread still ends up with nothing.
+ * sbx_apply_in_spawner in a spawning thread: the thread's bounding set shrinks and it runs under
+ * the default filter, its effective set and the other threads' state do not change, and a child
+ * of that thread ends up with nothing and exactly one filter (inherited, not attached again).
  */
 typedef struct {
     sbx_prepared *p;
     char eff_before[64];
-} bounding_ctx;
+} spawner_ctx;
 
-static void *bounding_thread(void *arg)
+static void *spawner_thread(void *arg)
 {
-    bounding_ctx *b = arg;
+    spawner_ctx *b = arg;
     char err[256] = "";
-    CHECK(sbx_drop_bounding(b->p, err, sizeof err) == 0);
+    CHECK(sbx_apply_in_spawner(b->p, err, sizeof err) == 0);
     CHECK_STR(status_field("/proc/thread-self/status", "CapBnd"), "0000000000000000");
     CHECK_STR(status_field("/proc/thread-self/status", "CapEff"), b->eff_before);
-    /* Dropped once: a second call has nothing left to do. */
-    CHECK(sbx_drop_bounding(b->p, err, sizeof err) == 0);
-    void *stack = mmap(NULL, 64 * 1024, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    CHECK(stack != MAP_FAILED);
-    vfork_ctx v = {.p = b->p, .rc = 1, .stage = SBX_STAGE_NONE, .seen_uid = -1};
-    pid_t pid = clone(vfork_child, (char *)stack + 64 * 1024, CLONE_VM | CLONE_VFORK | SIGCHLD, &v);
-    CHECK(pid > 0);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK(v.rc == 0 && v.seen_uid == 0);
-    munmap(stack, 64 * 1024);
+    CHECK_STR(status_field("/proc/thread-self/status", "Seccomp"), "2");
+    CHECK_STR(status_field("/proc/thread-self/status", "NoNewPrivs"), "1");
+    /* Applied once: a second call has nothing left to do (no second filter). */
+    CHECK(sbx_apply_in_spawner(b->p, err, sizeof err) == 0);
+    CHECK_STR(status_field("/proc/thread-self/status", "Seccomp_filters"), "1");
+    fflush(stderr);
+    pid_t pid = fork(); /* the child inherits this thread's state, as a spawned command does */
+    if (pid == 0) {
+        test_failures = 0;
+        sbx_stage st = SBX_STAGE_NONE;
+        CHECK(sbx_apply_in_child(b->p, &st) == 0);
+        CHECK_STR(status_field("/proc/self/status", "CapBnd"), "0000000000000000");
+        CHECK_STR(status_field("/proc/self/status", "CapEff"), "0000000000000000");
+        CHECK_STR(status_field("/proc/self/status", "Seccomp"), "2");
+        CHECK_STR(status_field("/proc/self/status", "Seccomp_filters"), "1");
+        errno = 0;
+        CHECK(syscall(SYS_unshare, -1L) == -1 && errno == EPERM);
+        errno = 0;
+        CHECK(syscall(SYS_clone3, NULL, 0) == -1 && errno == ENOSYS);
+        _exit(test_failures ? 1 : 0);
+    }
+    int st = -1;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     return NULL;
 }
 
-static void child_drop_bounding(void *arg)
+static void child_apply_in_spawner(void *arg)
 {
     (void)arg;
     sbx_config c;
     sbx_config_init(&c);
     c.profile = SBX_DEFAULT;
     char err[256];
-    bounding_ctx b;
+    spawner_ctx b;
     CHECK(sbx_prepare(&c, &b.p, err, sizeof err) == 0);
     char bnd_before[64];
     snprintf(bnd_before, sizeof bnd_before, "%s", status_field("/proc/self/status", "CapBnd"));
     CHECK(strcmp(bnd_before, "0000000000000000") != 0);
     snprintf(b.eff_before, sizeof b.eff_before, "%s", status_field("/proc/self/status", "CapEff"));
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, bounding_thread, &b) == 0);
+    CHECK(pthread_create(&t, NULL, spawner_thread, &b) == 0);
     pthread_join(t, NULL);
+    /* The other threads (here the main one) are untouched. */
     CHECK_STR(status_field("/proc/self/status", "CapBnd"), bnd_before);
+    CHECK_STR(status_field("/proc/self/status", "Seccomp"), "0");
+    sbx_prepared_free(b.p);
+
+    /* A strict profile is an allow list: it stays per child, the thread is not filtered. */
+    c.profile = SBX_STRICT;
+    CHECK(sbx_prepare(&c, &b.p, err, sizeof err) == 0);
+    CHECK(sbx_apply_in_spawner(b.p, err, sizeof err) == 0);
+    CHECK_STR(status_field("/proc/thread-self/status", "Seccomp"), "0");
     sbx_prepared_free(b.p);
 }
 
@@ -639,7 +660,7 @@ int main(void)
     CHECK(in_child(child_stage_reported, &which0) == 0);
     CHECK(in_child(child_stage_reported, &which1) == 0);
     test_vfork_with_threads();
-    CHECK(in_child(child_drop_bounding, NULL) == 0);
+    CHECK(in_child(child_apply_in_spawner, NULL) == 0);
 
     return test_done("sandbox_test");
 }

@@ -180,11 +180,13 @@ int sbx_apply_in_spawner(sbx_prepared *p, char *err, size_t errlen);
  * (while CAP_SETPCAP is still held); PR_SET_KEEPCAPS when capabilities must survive a uid switch;
  * setgroups, setresgid, setresuid; ambient set cleared; capset; ambient raise for kept
  * capabilities of a non-root uid; no_new_privs; the seccomp filter last, so the setup itself is
- * never filtered (installed with SECCOMP_FILTER_FLAG_SPEC_ALLOW: see sandbox.c). The filter must
- * allow what the child does after this call (the built-in profiles allow rt_sigprocmask, execve
- * and exit_group), so call it last before execve. Returns 0, or a negative errno with the failed
- * stage in *failed (when failed is not NULL); the process is then partly sandboxed and must
- * _exit. A NULL p applies nothing and returns 0.
+ * never filtered (skipped when the spawning thread already carries it: see sbx_apply_in_spawner;
+ * the default profile refuses none of the setup calls) (installed with
+ * SECCOMP_FILTER_FLAG_SPEC_ALLOW: see sandbox.c). The filter must allow what the child does after
+ * this call (the built-in profiles allow rt_sigprocmask, execve and exit_group), so call it last
+ * before execve. Returns 0, or a negative errno with the failed stage in *failed (when failed is
+ * not NULL); the process is then partly sandboxed and must _exit. A NULL p applies nothing and
+ * returns 0.
  */
 int sbx_apply_in_child(const sbx_prepared *p, sbx_stage *failed);
 

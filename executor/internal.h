@@ -174,8 +174,9 @@ void exe_begin_shutdown(exe_server *srv);
 
 /* step.c */
 /* Output buffers of one call that may exist at once: the one being filled and those gRPC still
- * holds after reporting their sends complete (it queues written messages until the socket takes
- * them). Past it the call reads no more output until one is released: that is the backpressure. */
+ * holds after reporting their sends complete (it keeps such messages queued until the socket
+ * takes them). Past it the call reads no more output until one is released: with "one send in
+ * flight", that is the backpressure. */
 #define EXE_OUT_BUFS_PER_CALL 4
 /* A call's output buffers are released when gRPC lets go of them, on any thread. */
 void exe_out_track_release(struct exe_out_track *t);

@@ -184,10 +184,9 @@ static void on_run_recv(rpc_tag *tag, bool ok)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void on_run_start(rpc_tag *tag, bool ok)
+/* One of the call's batches that carries nothing to look at came back. */
+static void run_batch_returned(sch_run *run)
 {
-    (void)ok; /* a failed start shows in the status */
-    sch_run *run = rpc_container_of(tag, sch_run, tag_start);
     sch *s = run->e->w->s;
     pthread_mutex_lock(&s->mu);
     run->pending--;
@@ -195,15 +194,16 @@ static void on_run_start(rpc_tag *tag, bool ok)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void on_run_start(rpc_tag *tag, bool ok)
+{
+    (void)ok; /* a failed start shows in the status */
+    run_batch_returned(rpc_container_of(tag, sch_run, tag_start));
+}
+
 static void on_run_status(rpc_tag *tag, bool ok)
 {
-    (void)ok;
-    sch_run *run = rpc_container_of(tag, sch_run, tag_status);
-    sch *s = run->e->w->s;
-    pthread_mutex_lock(&s->mu);
-    run->pending--;
-    run_maybe_done(s, run);
-    pthread_mutex_unlock(&s->mu);
+    (void)ok; /* the status itself is read when the run is done */
+    run_batch_returned(rpc_container_of(tag, sch_run, tag_status));
 }
 
 int sch_run_start(sch *s, sch_task *t, sch_exec *e, const Pm__Scheduler__V1__Step *st,

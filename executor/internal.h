@@ -86,7 +86,6 @@ struct exe_call {
     bool read_stderr_first;
     /* Output read for the next event, straight into its slice (see step.c, stream_output). */
     struct exe_out_track *track; /* counts this call's output buffers still held by gRPC */
-    bool out_blocked;            /* waiting for gRPC to release one of them */
     grpc_slice pend;
     size_t pend_len;      /* bytes of data in pend, behind EXE_EVENT_HEADER_ROOM */
     int pend_which;       /* FD_STDOUT or FD_STDERR */

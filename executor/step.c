@@ -29,8 +29,10 @@
 
 /* How long leftover writers may keep a dead command's pipes open before they are closed. */
 #define DRAIN_GRACE_US 200000u
-/* Reads per pump when output is dropped or collected, before yielding to other calls. */
+/* Reads per pump before yielding to other calls (most end sooner: a message to send, or EAGAIN). */
 #define READS_PER_PUMP 16
+
+static bool out_blocked(const exe_call *c);
 
 static void cmd_reset(exe_call *c)
 {
@@ -234,7 +236,7 @@ void exe_step_timers(exe_call *c, uint64_t now)
             c->kill_at_us = 0;
         }
     } else if (c->cstate == CMD_REAPED && c->drain_until_us && now >= c->drain_until_us) {
-        if (c->send_in_flight || c->out_blocked) {
+        if (c->send_in_flight || out_blocked(c)) {
             /* The pipes are not being read because the client is slow: what is in them is
              * still coming, and the grace counts again from when reading can go on. */
             c->drain_until_us = now + DRAIN_GRACE_US;
@@ -348,6 +350,12 @@ struct exe_out_track {
 
 #define OUT_HDR 16 /* the tracker pointer, padded so the data stays 16-byte aligned */
 
+/* Whether the call waits for gRPC to release one of its output buffers. */
+static bool out_blocked(const exe_call *c)
+{
+    return c->track && atomic_load(&c->track->blocked);
+}
+
 void exe_out_track_release(struct exe_out_track *t)
 {
     if (t && atomic_fetch_sub(&t->refs, 1) == 1)
@@ -365,7 +373,7 @@ static void out_buf_free(void *p)
 }
 
 /* Makes c->pend a new output buffer; false when the call must wait for gRPC to release one
- * (c->out_blocked) or memory ran out (c->pend stays empty). */
+ * (out_blocked) or memory ran out (c->pend stays empty). */
 static bool out_buf_new(exe_call *c)
 {
     if (!c->track) {
@@ -380,10 +388,8 @@ static bool out_buf_new(exe_call *c)
         /* Announce the wait first, then look again: a release in between either is seen here
          * or sees the flag and kicks the I/O thread. */
         atomic_store(&t->blocked, true);
-        if (atomic_load(&t->alive) >= EXE_OUT_BUFS_PER_CALL) {
-            c->out_blocked = true;
+        if (atomic_load(&t->alive) >= EXE_OUT_BUFS_PER_CALL)
             return false;
-        }
         atomic_store(&t->blocked, false);
     }
     size_t size = EXE_EVENT_HEADER_ROOM + c->srv->cfg.chunk_bytes;
@@ -399,9 +405,8 @@ static bool out_buf_new(exe_call *c)
 
 bool exe_step_out_ready(exe_call *c)
 {
-    if (!c->out_blocked || atomic_load(&c->track->alive) >= EXE_OUT_BUFS_PER_CALL)
+    if (!out_blocked(c) || atomic_load(&c->track->alive) >= EXE_OUT_BUFS_PER_CALL)
         return false;
-    c->out_blocked = false;
     atomic_store(&c->track->blocked, false);
     return true;
 }
@@ -505,7 +510,7 @@ static bool stream_output(exe_call *c)
                 break;
             }
             if (!GRPC_SLICE_LENGTH(c->pend) && !out_buf_new(c))
-                return c->out_blocked ? false : drain_output(c); /* out of memory: dropped */
+                return out_blocked(c) ? false : drain_output(c); /* out of memory: dropped */
             if (!c->pend_len)
                 c->pend_which = which; /* an empty buffer serves whichever pipe reads next */
             size_t room = chunk - c->pend_len;

@@ -6,6 +6,7 @@ under a uid of its own is contained by RLIMIT_NPROC and the executor stays healt
 failure in the child is reported in the exit event."""
 
 import os
+import random
 import sys
 
 sys.dont_write_bytecode = True
@@ -144,8 +145,9 @@ class FileProfileTest(unittest.TestCase):
 class ForkBombTest(unittest.TestCase):
     def test_fork_bomb_contained(self):
         # RLIMIT_NPROC counts the tasks of the real uid and is not enforced for root, so the
-        # commands run as uid 65534, which has no other processes here.
-        exe = pmtest.Executor(args=["--run-as-uid", "65534", "--run-as-gid", "65534",
+        # commands run as a uid no other process has (not even a concurrent run of this test).
+        uid = _unused_uid()
+        exe = pmtest.Executor(args=["--run-as-uid", str(uid), "--run-as-gid", str(uid),
                                     "--rlimits", "nproc=64"], log_name="sandbox-forkbomb")
         try:
             step = pmtest.Step(list(exe.client().run_stream(
@@ -154,12 +156,11 @@ class ForkBombTest(unittest.TestCase):
             # The shell reports the refused forks (EAGAIN from RLIMIT_NPROC).
             self.assertRegex(step[0].err, "(?i)fork|resource temporarily unavailable")
             exe.assert_running(self)
-            # The executor still serves, and nothing of the bomb is left of uid 65534.
+            # The executor still serves at once (the bomb's processes no longer count against
+            # the uid's limit), and nothing of the bomb is left of the uid.
             step = pmtest.Step(list(exe.client().run_stream(request(sh("id -u")))))
-            self.assertEqual(step[0].out.strip(), "65534")
-            pmtest.wait_until(lambda: not [p for p in pmtest.all_pids()
-                                           if _uid(p) == 65534],
-                              what="no process of uid 65534 left")
+            self.assertEqual(step[0].out.strip(), str(uid), step[0].err)
+            _wait_no_process_of(uid)
         finally:
             exe.stop()
 
@@ -170,21 +171,38 @@ class DefaultLimitsForkBombTest(unittest.TestCase):
         # The executor's default limits (nproc 4096 per uid), commands as an unprivileged uid as
         # in a non-root container: the bomb runs until its leader exits, then the process-group
         # kill and the orphan sweep take every process of it, and the executor keeps serving.
-        exe = pmtest.Executor(args=["--run-as-uid", "65534", "--run-as-gid", "65534"],
+        # The leader starts its sleep before the bomb and only waits for it (a builtin): once the
+        # bomb holds all 4096 processes of the uid, a fork of the leader's would fail.
+        uid = _unused_uid()
+        exe = pmtest.Executor(args=["--run-as-uid", str(uid), "--run-as-gid", str(uid)],
                               log_name="sandbox-forkbomb-default")
         try:
             step = pmtest.Step(list(exe.client().run_stream(
-                request(sh("bomb() { bomb | bomb & }; bomb; sleep 2; echo survived",
-                           timeout_ms=20000)), timeout=120)))
-            self.assertEqual(step[0].out, "survived\n")
-            pmtest.wait_until(lambda: not [p for p in pmtest.all_pids() if _uid(p) == 65534],
-                              what="no process of uid 65534 left")
+                request(sh("sleep 2 & s=$!; bomb() { bomb | bomb & }; bomb; wait $s; "
+                           "echo survived", timeout_ms=20000)), timeout=120)))
+            self.assertEqual(step[0].out, "survived\n", step[0].err[:500])
+            _wait_no_process_of(uid)
             exe.assert_running(self)
             self.assertEqual(exe.health().check().status, 1)  # SERVING
             step = pmtest.Step(list(exe.client().run_stream(request(sh("echo alive")))))
             self.assertEqual(step[0].out, "alive\n")
         finally:
             exe.stop()
+
+
+def _unused_uid():
+    """A uid in a range /etc/passwd does not use that no process has now: RLIMIT_NPROC counts
+    per uid, so a bomb under a shared uid would starve another test's commands."""
+    busy = {_uid(p) for p in pmtest.all_pids()}
+    while True:
+        uid = random.randrange(200000, 1000000)
+        if uid not in busy:
+            return uid
+
+
+def _wait_no_process_of(uid):
+    pmtest.wait_until(lambda: not [p for p in pmtest.all_pids() if _uid(p) == uid],
+                      what="no process of uid %d left" % uid)
 
 
 def _uid(pid):

@@ -135,11 +135,11 @@ bench_client *bench_client_create(const bench_client_config *cfg, char *err, siz
 
 /*
  * Calls grpc.health.v1.Health/Check for service "" until it answers SERVING or wait_ms passes;
- * then n more times, one after another, adding each round trip to lat when it is not NULL.
- * Returns 0 or -ETIMEDOUT / -EIO with err set.
+ * then n more times, one after another (each after a pause of gap_us when it is not 0), adding
+ * each round trip to lat when it is not NULL. Returns 0 or -ETIMEDOUT / -EIO with err set.
  */
-int bench_client_health(bench_client *c, unsigned wait_ms, unsigned n, bench_samples *lat,
-                        char *err, size_t errlen);
+int bench_client_health(bench_client *c, unsigned wait_ms, unsigned n, unsigned gap_us,
+                        bench_samples *lat, char *err, size_t errlen);
 
 /*
  * Runs the configured calls with cfg->inflight outstanding on one completion queue and fills res

@@ -399,8 +399,8 @@ static grpc_status_code health_once(bench_client *cl, bool *serving)
     return status;
 }
 
-int bench_client_health(bench_client *cl, unsigned wait_ms, unsigned n, bench_samples *lat,
-                        char *err, size_t errlen)
+int bench_client_health(bench_client *cl, unsigned wait_ms, unsigned n, unsigned gap_us,
+                        bench_samples *lat, char *err, size_t errlen)
 {
     uint64_t until = rpc_now_us() + (uint64_t)wait_ms * 1000u;
     bool serving = false;
@@ -417,6 +417,8 @@ int bench_client_health(bench_client *cl, unsigned wait_ms, unsigned n, bench_sa
         usleep(20000);
     }
     for (unsigned i = 0; i < n; i++) {
+        if (gap_us)
+            usleep(gap_us);
         uint64_t t0 = rpc_now_us();
         st = health_once(cl, &serving);
         if (lat)

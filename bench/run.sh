@@ -173,6 +173,13 @@ for rep in $(seq 1 "$reps"); do
     l="$(run_step health "$run_load" --target "$load_addr" --calls 0 --health "$health_calls")"
     record health_p50 "$(kv "$l" health_p50_us)"
     record health_p99 "$(kv "$l" health_p99_us)"
+    # The same after 3 ms of quiet before each call, as a Run of `true` leaves the client and the
+    # executor's gRPC thread: the round trip between two sleeping processes, which a Run pays on
+    # top of the floor and the floor never pays.
+    l="$(run_step health_cold "$run_load" --target "$load_addr" --calls 0 --health "$health_calls" \
+        --health-gap-us 3000)"
+    record health_cold_p50 "$(kv "$l" health_p50_us)"
+    record health_cold_p99 "$(kv "$l" health_p99_us)"
 
     log_from=$(($(wc -l <"$scratch/executor-load.log") + 1))
     l="$(run_step run1 "$run_load" --target "$load_addr" --inflight 1 --calls "$calls1" \
@@ -266,6 +273,7 @@ ms_or_na() { if [ "$1" = n/a ]; then echo n/a; else ms "$1"; fi; }
     echo "| Run \`true\`, 64 in flight, p50 / p99 | $(ms "$(med run64_p50)") / $(ms "$(med run64_p99)") | — | |"
     echo "| CPU per call at 64 in flight: executor / its children (\`sh -c true\`) / load generator | $(med cpu_exe_call) / $(med cpu_child_call) / $(med cpu_client_call) ms | — | |"
     echo "| bare unary gRPC round trip (Health/Check, same client and executor), p50 / p99 | $(ms "$(med health_p50)") / $(ms "$(med health_p99)") | — | |"
+    echo "| the same after 3 ms of quiet before each call (as around a Run of \`true\`), p50 / p99 | $(ms "$(med health_cold_p50)") / $(ms "$(med health_cold_p99)") | — | |"
     echo "| executor's own view at 1 in flight, p50: command wall (pipes + spawn + run + reap) / whole call (accepted → status sent) | $(ms_or_na "$(executor_split wall_ms command)") / $(ms_or_na "$(executor_split dur_ms call)") | — | |"
     sbx_u="$(med sbx_unconfined_p50)"
     sbx_added="$(med sbx_default_added)"

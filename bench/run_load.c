@@ -26,7 +26,8 @@ int main(int argc, char **argv)
     bench_executor_flags ex = BENCH_EXECUTOR_FLAGS_DEFAULT;
     const char *shell = "true";
     /* UINT64_MAX: --warmup not given, so calls/10 (see rpc_flags_usage). */
-    uint64_t inflight = 1, calls = 1000, warmup = UINT64_MAX, health = 0, deadline_ms = 120000;
+    uint64_t inflight = 1, calls = 1000, warmup = UINT64_MAX, health = 0, health_gap_us = 0,
+             deadline_ms = 120000;
     const rpc_flag flags[] = {
         BENCH_EXECUTOR_FLAG_ROWS(&ex),
         {"inflight", RPC_FLAG_UINT, &inflight, "calls kept outstanding"},
@@ -35,6 +36,9 @@ int main(int argc, char **argv)
          "first calls left out of the figures (default calls/10)"},
         {"shell", RPC_FLAG_STRING, &shell, "the command line each call runs"},
         {"health", RPC_FLAG_UINT, &health, "Health/Check calls once the executor is serving"},
+        {"health-gap-us", RPC_FLAG_UINT, &health_gap_us,
+         "pause before each Health/Check call: a round trip between a client and an executor "
+         "that were idle, as around a Run of a command"},
         {"deadline-ms", RPC_FLAG_UINT, &deadline_ms, "per-call deadline"},
     };
     const bench_cmdline cmd = {"run_load", synopsis, flags, sizeof flags / sizeof flags[0]};
@@ -44,6 +48,7 @@ int main(int argc, char **argv)
     if (!bench_executor_flags_ok(&cmd, &ex) ||
         !bench_flag_in_range(&cmd, "inflight", inflight, 1, 100000) ||
         !bench_flag_in_range(&cmd, "health", health, 0, 1000000) ||
+        !bench_flag_in_range(&cmd, "health-gap-us", health_gap_us, 0, 10000000) ||
         !bench_flag_in_range(&cmd, "deadline-ms", deadline_ms, 0, 3600000))
         return 2;
     if (warmup == UINT64_MAX)
@@ -81,7 +86,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "run_load: out of memory\n");
         goto out;
     }
-    rc = bench_client_health(cl, (unsigned)ex.wait_ms, (unsigned)health, &hlat, err, sizeof err);
+    rc = bench_client_health(cl, (unsigned)ex.wait_ms, (unsigned)health, (unsigned)health_gap_us,
+                             &hlat, err, sizeof err);
     if (rc == 0 && calls == 0) {
         /* Health only: the bare unary round trip, the gRPC floor under a Run call. */
         printf("run_load health_ok=1 health_calls=%zu health_p50_us=%llu health_p99_us=%llu\n",

@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "stream: %s\n", err);
         goto out;
     }
-    if (bench_client_health(cl, (unsigned)ex.wait_ms, 0, NULL, err, sizeof err) < 0) {
+    if (bench_client_health(cl, (unsigned)ex.wait_ms, 0, 0, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "stream: %s\n", err);
         goto out;
     }

@@ -68,7 +68,6 @@ static bool token_ok(const char *t)
 int cli_connect(const cli_config *cfg, cli_conn **out, char *err, size_t errlen)
 {
     cli_conn *c = NULL;
-    char *pem = NULL;
     int rc = 0;
     bool inited = false;
 
@@ -100,14 +99,9 @@ int cli_connect(const cli_config *cfg, cli_conn **out, char *err, size_t errlen)
     grpc_init();
     inited = true;
     grpc_channel_credentials *creds;
-    if (cfg->tls_ca_file) {
-        rc = rpc_read_file(cfg->tls_ca_file, 1 << 20, false, &pem, NULL, err, errlen);
-        if (rc < 0)
-            goto fail;
-        creds = grpc_ssl_credentials_create(pem, NULL, NULL, NULL);
-    } else {
-        creds = grpc_insecure_credentials_create();
-    }
+    rc = rpc_client_credentials(cfg->tls_ca_file, &creds, err, errlen);
+    if (rc < 0)
+        goto fail;
     grpc_arg args[5];
     size_t nargs = 0;
     memset(args, 0, sizeof args);
@@ -137,7 +131,6 @@ int cli_connect(const cli_config *cfg, cli_conn **out, char *err, size_t errlen)
     /* Never NULL: a bad target gives a channel whose calls fail with a status naming it. */
     c->channel = grpc_channel_create(c->target, creds, &chargs);
     grpc_channel_credentials_release(creds);
-    free(pem);
     *out = c;
     return 0;
 
@@ -145,7 +138,6 @@ nomem:
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
 fail:
-    free(pem);
     if (c) {
         free(c->authorization);
         free(c->target);

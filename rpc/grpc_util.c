@@ -139,6 +139,33 @@ fail:
     return rc;
 }
 
+int rpc_client_credentials(const char *ca_file, grpc_channel_credentials **out, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    if (!ca_file) {
+        *out = grpc_insecure_credentials_create();
+        return 0;
+    }
+    char *pem = NULL;
+    int rc = rpc_read_file(ca_file, 1 << 20, false, &pem, NULL, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+        snprintf(err, errlen, "%s: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                 ca_file);
+        free(pem);
+        return -EINVAL;
+    }
+    *out = grpc_ssl_credentials_create(pem, NULL, NULL, NULL);
+    free(pem);
+    if (!*out) {
+        snprintf(err, errlen, "%s: gRPC refused these certificates", ca_file);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 uint64_t rpc_now_us(void)
 {
     struct timespec ts;

@@ -125,6 +125,16 @@ bool rpc_token_ok(const grpc_metadata_array *md, const char *token);
 int rpc_read_file(const char *path, size_t max, bool trim, char **out, size_t *len, char *err,
                   size_t errlen);
 
+/*
+ * Credentials of a client channel: TLS verified against the PEM certificates in ca_file, or
+ * plaintext when ca_file is NULL. A file that cannot be read or holds no PEM certificate is
+ * refused here, with err naming it, rather than at the first handshake. grpc_init must have been
+ * called. Returns 0 with *out set (release with grpc_channel_credentials_release), or a negative
+ * errno.
+ */
+int rpc_client_credentials(const char *ca_file, grpc_channel_credentials **out, char *err,
+                           size_t errlen);
+
 /* "OK", "UNAVAILABLE", ...; "STATUS_<n>" for codes outside the published set. */
 const char *rpc_status_name(grpc_status_code code);
 

@@ -144,6 +144,16 @@ int sch_main(const sch_config *cfg)
 
     grpc_init();
     s->cq = grpc_completion_queue_create_for_next(NULL);
+    if (rpc_client_credentials(cfg->executor_tls_ca, &s->exec_creds, err, sizeof err) < 0) {
+        fprintf(stderr, "pm-scheduler: --executor-tls-ca %s\n", err);
+        code = 2;
+        goto out_grpc;
+    }
+    if (cfg->executor_tls_name && !cfg->executor_tls_ca) {
+        fprintf(stderr, "pm-scheduler: --executor-tls-name needs --executor-tls-ca\n");
+        code = 2;
+        goto out_grpc;
+    }
     if (sch_workers_init(s, err, sizeof err) < 0) {
         fprintf(stderr, "pm-scheduler: %s\n", err);
         goto out_grpc;
@@ -255,6 +265,8 @@ out_grpc:
     grpc_completion_queue_destroy(s->cq);
     if (s->health)
         rpc_health_destroy(s->health);
+    if (s->exec_creds)
+        grpc_channel_credentials_release(s->exec_creds);
     grpc_shutdown();
 out_store:
     sch_pipelines_free(s);
@@ -297,6 +309,11 @@ int main(int argc, char **argv)
         {"paused", RPC_FLAG_BOOL, &cfg.paused, "store submissions but dispatch nothing"},
         {"executor-token-file", RPC_FLAG_STRING, &cfg.executor_token_file,
          "bearer token sent to the executors"},
+        {"executor-tls-ca", RPC_FLAG_STRING, &cfg.executor_tls_ca,
+         "PEM certificates to verify executors by: calls to executors on TCP use TLS "
+         "(Unix sockets stay plaintext)"},
+        {"executor-tls-name", RPC_FLAG_STRING, &cfg.executor_tls_name,
+         "name the executors' certificates must carry, when it is not the worker's host"},
         RPC_SERVER_FLAG_ROWS(&cfg),
         {"allow-memory-db", RPC_FLAG_BOOL, &cfg.allow_memory_db,
          "accept --db :memory: (tests only: nothing survives a restart)"},

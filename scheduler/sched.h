@@ -52,6 +52,8 @@ typedef struct {
     const char *tls_cert, *tls_key;
     bool insecure;
     const char *executor_token_file; /* bearer token for the executors, or NULL */
+    const char *executor_tls_ca;     /* PEM roots: TLS to executors on TCP; NULL: plaintext */
+    const char *executor_tls_name;   /* name their certificates must carry; NULL: the host */
     const char *log_format;
     uint64_t lease_ttl_ms;
     uint64_t health_interval_ms;
@@ -328,8 +330,9 @@ typedef struct sch_pipe_entry sch_pipe_entry;
 struct sch {
     sch_config cfg;
     char *token, *executor_token;
-    sch_store *store;  /* writer handle: the writer thread only (and startup) */
-    sch_store *reader; /* reads from any thread, under reader_mu */
+    grpc_channel_credentials *exec_creds; /* for executors on TCP (plaintext or TLS) */
+    sch_store *store;                     /* writer handle: the writer thread only (and startup) */
+    sch_store *reader;                    /* reads from any thread, under reader_mu */
     pthread_mutex_t reader_mu;
     sch_workers_config *wcfg;
     grpc_completion_queue *cq;

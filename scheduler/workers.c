@@ -24,9 +24,11 @@
 #define HEALTH_METHOD "/grpc.health.v1.Health/Check"
 #define MAX_RESOLVED 1024
 
-static grpc_channel *make_channel(const char *target)
+/* A channel to one executor: TLS when the scheduler has --executor-tls-ca and the executor
+ * listens on TCP; a Unix socket is on this machine and stays plaintext. */
+static grpc_channel *make_channel(const sch *s, const char *target)
 {
-    grpc_arg args[4];
+    grpc_arg args[5];
     memset(args, 0, sizeof args);
     /* Executors restart (a pod's container is replaced): reconnect within seconds, not the
      * default two minutes of backoff. */
@@ -43,6 +45,15 @@ static grpc_channel *make_channel(const char *target)
     args[3].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
     args[3].value.string = (char *)"pm-scheduler/" PM_VERSION;
     grpc_channel_args ca = {.num_args = 4, .args = args};
+    bool tls = s->cfg.executor_tls_ca && strncmp(target, "unix:", 5) != 0;
+    if (tls && s->cfg.executor_tls_name) {
+        args[4].type = GRPC_ARG_STRING;
+        args[4].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[4].value.string = (char *)s->cfg.executor_tls_name;
+        ca.num_args = 5;
+    }
+    if (tls)
+        return grpc_channel_create(target, s->exec_creds, &ca);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(target, creds, &ca);
     grpc_channel_credentials_release(creds);
@@ -71,7 +82,7 @@ static sch_worker *worker_new(sch *s, sch_pool *p, const char *name)
         e->w = w;
         e->name = pc->executors[i].name;
         sch_exec_target(&pc->executors[i], name, e->target, sizeof e->target);
-        e->ch = make_channel(e->target);
+        e->ch = make_channel(s, e->target);
         snprintf(e->error, sizeof e->error, "not checked yet");
     }
     w->next = p->workers;

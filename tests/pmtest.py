@@ -215,13 +215,16 @@ class Executor:
     """One pm-executor process started for a test; use stop() (or kill()) to end it."""
 
     def __init__(self, args=(), app=None, listen=None, env=None, wrapper=(), log_name=None,
-                 wait=True, token=None, target=None, credentials=None, listen_flag=True):
+                 wait=True, token=None, target=None, credentials=None, listen_flag=True,
+                 channel_options=()):
         """args: flags; app: argv after "--" (PID-1 mode); listen: the address (a free loopback
         port by default); target: where clients connect (default: listen); credentials: gRPC
-        channel credentials for TLS; listen_flag=False leaves --listen out (to test PM_LISTEN)."""
+        channel credentials for TLS (channel_options: more options for its channels, e.g. the
+        name to verify); listen_flag=False leaves --listen out (to test PM_LISTEN)."""
         self.listen = listen or "127.0.0.1:%d" % free_port()
         self.target = target or self.listen
         self.credentials = credentials
+        self.channel_options = list(channel_options)
         self.token = token
         self.log_path = os.path.join(outputs_dir(), "%s-%s.log" % (
             log_name or "executor", uuid.uuid4().hex[:8]))
@@ -253,7 +256,8 @@ class Executor:
     def new_channel(self):
         if self.credentials is not None:
             return grpc.secure_channel(self.target, self.credentials,
-                                       options=[("grpc.use_local_subchannel_pool", 1)])
+                                       options=[("grpc.use_local_subchannel_pool", 1)] +
+                                       self.channel_options)
         return new_channel(self.target)
 
     def channel(self):

@@ -3,11 +3,13 @@
 driven through python3-grpcio: pipelines across three executors sharing a directory, both JSON
 shapes, parameters, every bad-input error, idempotency, cancel, timeouts, retries and DEAD
 tasks, Watch (live, resumed, replayed, never read), output caps, List paging, named pipelines,
-workers, malformed and oversized requests, graceful shutdown, and an executor killed mid-step."""
+workers, malformed and oversized requests, graceful shutdown, an executor killed mid-step, and
+executors reached over TLS (scheduler and pmctl)."""
 
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -820,6 +822,107 @@ class TokenTest(SchedulerTestCase):
         final = self.c.wait_final(t.id)
         self.assertState(final, SUCCEEDED)
         self.assertEqual(output_of(list(self.c.watch(t.id))), b"authorized\n")
+
+
+class ExecutorTlsTest(unittest.TestCase):
+    """Calls to executors over TLS (--executor-tls-ca): one executor serving TLS on loopback TCP
+    with a self-signed certificate; schedulers that trust it, that do not, that expect another
+    name, and bad flags."""
+
+    @classmethod
+    def setUpClass(cls):
+        d = pmtest.fresh_path("exec-tls")
+        os.makedirs(d)
+        cls.cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        # Valid for the name "pm-executor.test" only, not for 127.0.0.1.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=pm-executor.test", "-addext", "subjectAltName=DNS:pm-executor.test",
+                        "-keyout", key, "-out", cls.cert], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.not_pem = os.path.join(d, "not.pem")
+        with open(cls.not_pem, "w") as f:
+            f.write("just text\n")
+        cls.exe = pmtest.Executor(args=["--tls-cert", cls.cert, "--tls-key", key],
+                                  credentials=grpc.ssl_channel_credentials(open(cls.cert, "rb").read()),
+                                  channel_options=(("grpc.ssl_target_name_override",
+                                                    "pm-executor.test"),),
+                                  log_name="exec-tls")
+        port = int(cls.exe.listen.rsplit(":", 1)[1])
+        cls.workers = pmtest.fresh_path("workers-tls.json")
+        with open(cls.workers, "w") as f:
+            json.dump({"pools": [{"name": "tls", "workers": ["127.0.0.1"], "slots": 1,
+                                  "executors": {"a": port}}]}, f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.exe.kill()
+
+    def run_sched(self, args, expect_healthy, expect_error=None):
+        sched = schedtest.Scheduler(self.workers, args=args, log_name="ExecutorTlsTest")
+        try:
+            c = sched.client()
+
+            def checked():
+                ws = c.list_workers().workers
+                return ws and ws[0].last_check_ms > 0 and ws[0].executors[0].error != \
+                    "not checked yet" and ws
+            ws = wait_until(checked, what="the worker checked")
+            if expect_healthy:
+                wait_until(lambda: c.list_workers().workers[0].healthy, what="worker healthy")
+                t = c.submit(json_text=pipeline_json(("a", ["echo over tls"])))
+                final = c.wait_final(t.id)
+                self.assertState(final, SUCCEEDED)
+                self.assertEqual(output_of(list(c.watch(t.id))), b"over tls\n")
+            else:
+                # Checked again and again, never healthy.
+                time.sleep(1.0)
+                w = c.list_workers().workers[0]
+                self.assertFalse(w.healthy, ws)
+                self.assertIn(expect_error, w.executors[0].error)
+            self.assertEqual(sched.stop(), 0, sched.log_tail())
+        finally:
+            sched.kill()
+
+    def assertState(self, task, want):
+        self.assertEqual(state_name(task.state), state_name(want), task.error)
+
+    def test_trusted_with_the_name_in_the_certificate(self):
+        self.run_sched(("--executor-tls-ca", self.cert,
+                        "--executor-tls-name", "pm-executor.test"), expect_healthy=True)
+
+    def test_plaintext_scheduler_cannot_reach_it(self):
+        self.run_sched((), expect_healthy=False, expect_error="UNAVAILABLE")
+
+    def test_certificate_without_the_workers_address_refused(self):
+        # The certificate names pm-executor.test; the worker is 127.0.0.1.
+        self.run_sched(("--executor-tls-ca", self.cert), expect_healthy=False,
+                       expect_error="not in peer certificate")
+
+    def test_pmctl_over_tls(self):
+        pmctl = os.path.join(pmtest.ROOT, "cli", "pmctl")
+        base = [pmctl, "exec", "--target", self.exe.target, "--tls-ca"]
+        r = subprocess.run(base + [self.cert, "--tls-server-name", "pm-executor.test", "--",
+                                   "echo", "pmctl over tls"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "pmctl over tls\n"), r.stderr)
+        r = subprocess.run(base + [self.not_pem, "--", "true"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not.pem: no PEM certificate", r.stderr)
+
+    def test_bad_flags_refused_at_start(self):
+        for args, needles in (
+                (("--executor-tls-ca", self.not_pem), ("--executor-tls-ca", "not.pem", "PEM")),
+                (("--executor-tls-ca", self.not_pem + ".missing"),
+                 ("--executor-tls-ca", "No such file")),
+                (("--executor-tls-name", "x"), ("--executor-tls-name", "--executor-tls-ca"))):
+            r = subprocess.run([schedtest.SCHEDULER, "--workers", self.workers, "--db",
+                                pmtest.fresh_path("tls.db"), "--listen", "127.0.0.1:0"] +
+                               list(args), capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            for n in needles:
+                self.assertIn(n, r.stderr, args)
 
 
 class DnsPoolTest(unittest.TestCase):

@@ -64,6 +64,14 @@ default)
     # Release name and namespace reach the names and the discovery DNS name.
     render_and_check "release ocr in namespace jobs" --require-secrets --namespace jobs -- "$chart" --name ocr -n jobs --set scheduler.enabled=true || true
     grep -qF '"dns": "ocr-executor-sidecar-workers.jobs.svc.cluster.local"' "$out" || fail "scheduler dns name is not the headless Service in namespace jobs"
+    # Executors on TLS: the scheduler verifies them with the Secret's CA, by the headless
+    # Service's name unless serverName says otherwise.
+    render_and_check "executor tls with scheduler" -- "$chart" --set scheduler.enabled=true \
+        --set executor.auth.mode=tls --set executor.auth.existingSecret=pm-tls || true
+    grep -qF -- '- --executor-tls-ca' "$out" || fail "executor tls: the scheduler has no --executor-tls-ca"
+    grep -qF -- '- "release-name-executor-sidecar-workers.default.svc.cluster.local"' "$out" ||
+        fail "executor tls: the scheduler does not verify the headless Service's name"
+    grep -qF 'path: executor-ca.crt' "$out" || fail "executor tls: the CA is not mounted"
     # The notes render.
     "$here/render.sh" "$chart" --notes >"$TEST_TMPDIR/notes" 2>&1 || fail "NOTES.txt: $(cat "$TEST_TMPDIR/notes")"
     grep -q "wget on port 50051" "$TEST_TMPDIR/notes" || fail "NOTES.txt does not list the executors: $(cat "$TEST_TMPDIR/notes")"

@@ -148,9 +148,6 @@ with a message naming the value.
 {{- end }}
 {{- $_ := set $portNames $pn $c.name }}
 {{- end }}
-{{- if and .Values.scheduler.enabled (eq .Values.executor.auth.mode "tls") }}
-{{- fail "executor.auth.mode tls cannot be used with scheduler.enabled: pm-scheduler does not speak TLS to executors yet; use token" }}
-{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.scheduler.enabled) }}
 {{- fail "ingress.enabled needs scheduler.enabled: the Ingress routes to the scheduler's API" }}
 {{- end }}

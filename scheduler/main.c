@@ -86,6 +86,32 @@ static void wait_running(sch *s, uint64_t ms)
     }
 }
 
+/* SIGHUP: reads --workers again. A config that cannot be read or parsed, or that changes what a
+ * running scheduler cannot (see sch_workers_config_compatible), is refused with a log line and
+ * the workers stay as they were. */
+static void reload_workers(sch *s)
+{
+    char err[512], q[600];
+    sch_workers_config *next = NULL;
+    if (sch_workers_config_load(s->cfg.workers, &next, err, sizeof err) < 0) {
+        rpc_log("warn", "workers_reload_refused", "error=%s", rpc_log_quote(q, sizeof q, err));
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = sch_workers_reload(s, next, err, sizeof err);
+    if (rc == 0)
+        sch_dispatch(s); /* new workers or slots may take queued tasks now */
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        sch_workers_config_free(next);
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: %s; restart pm-scheduler to apply it", s->cfg.workers, err);
+        rpc_log("warn", "workers_reload_refused", "error=%s", rpc_log_quote(q, sizeof q, msg));
+        return;
+    }
+    rpc_log("info", "workers_reloaded", "file=%s pools=%zu", s->cfg.workers, s->n_pools);
+}
+
 int sch_main(const sch_config *cfg)
 {
     static sch storage;
@@ -139,6 +165,7 @@ int sch_main(const sch_config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -206,7 +233,8 @@ int sch_main(const sch_config *cfg)
             (unsigned long long)cfg->lease_ttl_ms);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_workers(s);
     rpc_log("info", "shutdown", "signal=%d grace_ms=%llu", sig,
             (unsigned long long)cfg->shutdown_grace_ms);
 
@@ -275,6 +303,9 @@ out_store:
     sch_store_close(s->store);
 out_cfg:
     sch_workers_config_free(s->wcfg);
+    for (size_t i = 0; i < s->n_retired; i++)
+        sch_workers_config_free(s->retired[i]);
+    free(s->retired);
     free(s->token);
     free(s->executor_token);
     return code;

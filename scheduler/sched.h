@@ -109,6 +109,7 @@ struct sch_worker {
 
 struct sch_pool {
     const sch_pool_config *cfg;
+    bool resolve_now; /* its DNS settings were reloaded: look it up at once */
     sch_worker *workers;
     sch_task **heap; /* QUEUED tasks whose not_before has passed: priority, then id */
     size_t n_heap, cap_heap;
@@ -123,6 +124,14 @@ sch_exec *sch_worker_exec(sch_worker *w, const char *name);
 /* The pool named (or, for "", the first with every executor of pipe); NULL with err set. */
 sch_pool *sch_pool_for(sch *s, const char *name, const sch_pipeline *pipe, char *err,
                        size_t errlen);
+/*
+ * SIGHUP: switches the running workers to next (mu held) when sch_workers_config_compatible
+ * allows it: static pools gain their new workers and drain the ones no longer listed, slots and
+ * DNS settings take effect at once. next then belongs to s (the replaced config is kept until
+ * exit: workers still point into it); otherwise returns -EINVAL with err set and next is the
+ * caller's.
+ */
+int sch_workers_reload(sch *s, sch_workers_config *next, char *err, size_t errlen);
 void *sch_resolver_thread(void *arg);
 void sch_workers_shutdown(sch *s);
 void sch_workers_free(sch *s);
@@ -335,6 +344,8 @@ struct sch {
     sch_store *reader;                    /* reads from any thread, under reader_mu */
     pthread_mutex_t reader_mu;
     sch_workers_config *wcfg;
+    sch_workers_config **retired; /* configs replaced by SIGHUP, freed at exit */
+    size_t n_retired;
     grpc_completion_queue *cq;
     grpc_server *server;
     rpc_health *health;

@@ -384,6 +384,29 @@ static void pool_sync(sch *s, sch_pool *p, char **addrs, int n)
     }
 }
 
+int sch_workers_reload(sch *s, sch_workers_config *next, char *err, size_t errlen)
+{
+    if (sch_workers_config_compatible(s->wcfg, next, err, errlen) < 0)
+        return -EINVAL;
+    sch_workers_config **r = realloc(s->retired, (s->n_retired + 1) * sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    s->retired = r;
+    s->retired[s->n_retired++] = s->wcfg;
+    s->wcfg = next;
+    for (size_t i = 0; i < s->n_pools; i++) {
+        sch_pool *p = &s->pools[i];
+        p->cfg = &next->pools[i];
+        if (p->cfg->dns)
+            p->resolve_now = true;
+        else
+            pool_sync(s, p, p->cfg->workers, (int)p->cfg->n_workers);
+    }
+    return 0;
+}
+
 void *sch_resolver_thread(void *arg)
 {
     sch *s = arg;
@@ -392,18 +415,28 @@ void *sch_resolver_thread(void *arg)
         uint64_t now = rpc_now_us();
         for (size_t i = 0; next && i < s->n_pools; i++) {
             sch_pool *p = &s->pools[i];
-            if (!p->cfg->dns || now < next[i])
-                continue;
-            next[i] = now + (uint64_t)p->cfg->resolve_interval_ms * 1000;
-            char **addrs = NULL;
-            int n = resolve(p->cfg->dns, &addrs);
+            /* The pool's config changes under mu on SIGHUP: copy what the lookup needs. */
+            char dns[256] = "";
             pthread_mutex_lock(&s->mu);
-            if (n >= 0)
+            if (p->cfg->dns && (now >= next[i] || p->resolve_now)) {
+                p->resolve_now = false;
+                snprintf(dns, sizeof dns, "%s", p->cfg->dns);
+                next[i] = now + (uint64_t)p->cfg->resolve_interval_ms * 1000;
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (!dns[0])
+                continue;
+            char **addrs = NULL;
+            int n = resolve(dns, &addrs);
+            pthread_mutex_lock(&s->mu);
+            if (!p->cfg->dns || strcmp(p->cfg->dns, dns) != 0)
+                ; /* reloaded meanwhile: the next round resolves the new name */
+            else if (n >= 0)
                 pool_sync(s, p, addrs, n);
             else
                 /* A failed lookup keeps the last known workers: DNS hiccups must not drain a
                  * pool that is still there. */
-                rpc_log("warn", "dns_failed", "pool=%s name=%s", p->cfg->name, p->cfg->dns);
+                rpc_log("warn", "dns_failed", "pool=%s name=%s", p->cfg->name, dns);
             pthread_mutex_unlock(&s->mu);
             for (int k = 0; k < n; k++)
                 free(addrs[k]);

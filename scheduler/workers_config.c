@@ -493,6 +493,42 @@ fail:
     return rc;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+int sch_workers_config_compatible(const sch_workers_config *cur, const sch_workers_config *next,
+                                  char *err, size_t errlen)
+{
+    if (cur->n_pools != next->n_pools) {
+        snprintf(err, errlen, "the number of pools changed (%zu to %zu)", cur->n_pools,
+                 next->n_pools);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cur->n_pools; i++) {
+        const sch_pool_config *a = &cur->pools[i], *b = &next->pools[i];
+        const char *why = NULL;
+        if (strcmp(a->name, b->name) != 0)
+            why = "is renamed or moved (pools keep their names and order)";
+        else if ((a->dns == NULL) != (b->dns == NULL))
+            why = "changed between a static worker list and DNS";
+        else if (a->n_executors != b->n_executors)
+            why = "changed its executors";
+        for (size_t k = 0; !why && k < a->n_executors; k++) {
+            const sch_exec_ref *x = &a->executors[k];
+            const sch_exec_ref *y = sch_pool_executor(b, x->name); /* in any order */
+            if (!y || x->port != y->port || !str_eq(x->unix_path, y->unix_path))
+                why = "changed its executors";
+        }
+        if (why) {
+            snprintf(err, errlen, "pool \"%.100s\" %s", a->name, why);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 const sch_exec_ref *sch_pool_executor(const sch_pool_config *p, const char *name)
 {
     if (!p || !name)

@@ -77,6 +77,15 @@ int sch_workers_config_load(const char *path, sch_workers_config **out, char *er
 
 void sch_workers_config_free(sch_workers_config *c);
 
+/*
+ * Whether a running scheduler can switch from cur to next without a restart (SIGHUP): the same
+ * pools in the same order, each with the same executors (names and ports or socket paths) and
+ * found the same way (static list or DNS). Worker lists, slots, DNS names and intervals may
+ * change. Returns 0, or -EINVAL with a message naming the first pool that differs and how.
+ */
+int sch_workers_config_compatible(const sch_workers_config *cur, const sch_workers_config *next,
+                                  char *err, size_t errlen);
+
 /* The executor of that name in a pool, or NULL. */
 const sch_exec_ref *sch_pool_executor(const sch_pool_config *p, const char *name);
 

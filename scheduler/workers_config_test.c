@@ -1,8 +1,8 @@
 /*
  * Unit tests of the workers configuration: static and DNS pools with their defaults, executors as
  * ports (numbers and strings) and unix sockets, every refusal with its position and message,
- * loading from a file (present, missing, too big), and the gRPC targets built from an executor
- * and a worker, IPv6 literals included.
+ * loading from a file (present, missing, too big), the gRPC targets built from an executor
+ * and a worker, IPv6 literals included, and which changes a SIGHUP may apply.
  */
 #include "scheduler/workers_config.h"
 
@@ -395,8 +395,80 @@ static void test_targets(void)
     sch_workers_config_free(c);
 }
 
+/* next against base: 0 when compatible, otherwise the message must hold needle. */
+static void check_compatible(const sch_workers_config *base, const char *next_json,
+                             const char *needle)
+{
+    sch_workers_config *next = parse(next_json);
+    CHECK(next != NULL);
+    err[0] = '\0';
+    int rc = sch_workers_config_compatible(base, next, err, sizeof err);
+    if (!needle) {
+        CHECK(rc == 0);
+    } else {
+        CHECK(rc == -EINVAL);
+        if (!strstr(err, needle))
+            fprintf(stderr, "compatible: \"%s\" does not say \"%s\"\n", err, needle);
+        CHECK(strstr(err, needle) != NULL);
+    }
+    sch_workers_config_free(next);
+}
+
+static void test_compatible(void)
+{
+    sch_workers_config *base =
+        parse("{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"slots\":1,"
+              "\"executors\":{\"x\":7001,\"y\":\"unix:/s/y.sock\"}},"
+              "{\"name\":\"d\",\"dns\":\"svc\",\"executors\":{\"x\":7001}}]}");
+    CHECK(base != NULL);
+    /* Worker lists, slots, DNS names and intervals may change. */
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w2\",\"w3\"],\"slots\":4,"
+                     "\"executors\":{\"x\":7001,\"y\":\"unix:/s/y.sock\"}},{\"name\":\"d\","
+                     "\"dns\":\"other\",\"resolveIntervalMs\":500,\"executors\":{\"x\":7001}}]}",
+                     NULL);
+    /* The executors in another order are the same executors. */
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"y\":\"unix:/s/y.sock\",\"x\":7001}},{\"name\":\"d\",\"dns\":\"svc\","
+                     "\"executors\":{\"x\":7001}}]}",
+                     NULL);
+    /* What running tasks and workers depend on may not. */
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7001,\"y\":\"unix:/s/y.sock\"}}]}",
+                     "number of pools changed (2 to 1)");
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"d\",\"dns\":\"svc\",\"executors\":{\"x\":7001}},"
+                     "{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7001,\"y\":\"unix:/s/y.sock\"}}]}",
+                     "pool \"a\" is renamed or moved");
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7002,\"y\":\"unix:/s/y.sock\"}},{\"name\":\"d\",\"dns\":\"svc\","
+                     "\"executors\":{\"x\":7001}}]}",
+                     "pool \"a\" changed its executors");
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7001,\"y\":\"unix:/s/z.sock\"}},{\"name\":\"d\",\"dns\":\"svc\","
+                     "\"executors\":{\"x\":7001}}]}",
+                     "pool \"a\" changed its executors");
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7001,\"y\":\"unix:/s/y.sock\"}},{\"name\":\"d\",\"workers\":"
+                     "[\"svc\"],\"executors\":{\"x\":7001}}]}",
+                     "pool \"d\" changed between a static worker list and DNS");
+    check_compatible(base,
+                     "{\"pools\":[{\"name\":\"a\",\"workers\":[\"w1\"],\"executors\":"
+                     "{\"x\":7001}},{\"name\":\"d\",\"dns\":\"svc\","
+                     "\"executors\":{\"x\":7001}}]}",
+                     "pool \"a\" changed its executors");
+    sch_workers_config_free(base);
+}
+
 int main(void)
 {
+    test_compatible();
     test_header_example();
     test_defaults_and_forms();
     test_refusals();

@@ -4,7 +4,7 @@ driven through python3-grpcio: pipelines across three executors sharing a direct
 shapes, parameters, every bad-input error, idempotency, cancel, timeouts, retries and DEAD
 tasks, Watch (live, resumed, replayed, never read), output caps, List paging, named pipelines,
 workers, malformed and oversized requests, graceful shutdown, an executor killed mid-step, and
-executors reached over TLS (scheduler and pmctl)."""
+executors reached over TLS (scheduler and pmctl), and the workers config reloaded on SIGHUP."""
 
 import json
 import os
@@ -822,6 +822,75 @@ class TokenTest(SchedulerTestCase):
         final = self.c.wait_final(t.id)
         self.assertState(final, SUCCEEDED)
         self.assertEqual(output_of(list(self.c.watch(t.id))), b"authorized\n")
+
+
+class WorkersReloadTest(unittest.TestCase):
+    """SIGHUP reads the workers config again: workers added and drained, slots changed; a config
+    that changes a pool's executors, or does not parse, is refused and the workers stay."""
+
+    def setUp(self):
+        self.pod = schedtest.Pod(("a",), log_name="WorkersReloadTest")
+        self.path = pmtest.fresh_path("workers-reload.json")
+        self.write(["w1"], 1)
+        self.sched = schedtest.Scheduler(self.path, log_name="WorkersReloadTest")
+        self.c = self.sched.client()
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.sched.stop(), 0, self.sched.log_tail())
+        finally:
+            self.sched.kill()
+            self.pod.kill()
+
+    def write(self, workers, slots, executors=None, text=None):
+        if text is None:
+            text = json.dumps({"pools": [{"name": "pod", "workers": workers, "slots": slots,
+                                          "executors": executors or self.pod.executors_json()}]})
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def hup(self):
+        os.kill(self.sched.pid, signal.SIGHUP)
+
+    def workers(self):
+        return {w.name: w.slots for w in self.c.list_workers().workers}
+
+    def run_one(self, text):
+        t = self.c.submit(json_text=pipeline_json(("a", ["echo %s" % text])))
+        final = self.c.wait_final(t.id)
+        self.assertEqual(state_name(final.state), state_name(SUCCEEDED), final.error)
+        self.assertEqual(output_of(list(self.c.watch(t.id))), (text + "\n").encode())
+        return final
+
+    def test_reload(self):
+        self.assertEqual(self.workers(), {"w1": 1})
+        self.run_one("before")
+        # Added, and slots changed.
+        self.write(["w1", "w2"], 2)
+        self.hup()
+        wait_until(lambda: self.workers() == {"w1": 2, "w2": 2}, what="w2 added, 2 slots each")
+        self.assertIn("event=workers_reloaded", self.sched.log())
+        # Dropped: drained, then gone once idle; tasks go to w2.
+        self.write(["w2"], 2)
+        self.hup()
+        wait_until(lambda: self.workers() == {"w2": 2}, what="w1 drained and gone")
+        self.assertEqual(self.run_one("after").worker, "w2")
+        # A pool's executors cannot change under running tasks: refused, nothing changes.
+        self.write(["w3"], 1, executors={"a": "unix:/nonexistent/a.sock"})
+        self.hup()
+        wait_until(lambda: "pool 'pod' changed its executors" in self.sched.log(),
+                   what="the refusal in the log")
+        self.assertIn("restart pm-scheduler to apply it", self.sched.log())
+        self.assertEqual(self.workers(), {"w2": 2})
+        # Malformed JSON: refused with its position, the scheduler keeps serving.
+        self.write(None, None, text='{"pools": [\n  {"name": "pod",, }]}')
+        self.hup()
+        wait_until(lambda: self.sched.log().count("event=workers_reload_refused") >= 2,
+                   what="the second refusal in the log")
+        self.assertIn("line 2", self.sched.log())
+        self.sched.assert_running(self)
+        self.assertEqual(self.workers(), {"w2": 2})
+        self.run_one("still serving")
 
 
 class ExecutorTlsTest(unittest.TestCase):

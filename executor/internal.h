@@ -131,6 +131,7 @@ struct exe_server {
     exe_call *running;
     exe_call *dead;
     uint64_t nrunning;
+    uint64_t naccepted; /* calls accepted and not yet freed */
     uint64_t next_id;
     uint64_t commands_started;
     uint64_t next_cmd_uid;
@@ -170,6 +171,9 @@ void exe_begin_shutdown(exe_server *srv);
 
 /* How long after a command ends the executor looks for its escaped descendants. */
 #define EXE_SWEEP_DELAY_US 100000u
+/* Ended calls are freed by the I/O thread on its next turn, which nothing wakes it for; when no
+ * other event comes, it turns for them after this long. */
+#define EXE_FREE_DEAD_US 20000u
 
 /* step.c */
 /* Output buffers of one call that may exist at once: the one being filled and those gRPC still

@@ -114,6 +114,11 @@ executor_split() {
 
 # cpu_ticks PID: "SELF CHILDREN", the user+system clock ticks of PID and of its reaped children.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13, $14 + $15}'; }
+# ctx_switches PID: voluntary and involuntary context switches of all its threads so far.
+ctx_switches() {
+    cat "/proc/$1"/task/*/status 2>/dev/null |
+        awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }'
+}
 clk_tck="$(getconf CLK_TCK)"
 # per_unit TICKS DIVISOR SCALE: TICKS converted to seconds, times SCALE, divided by DIVISOR.
 per_unit() { awk -v t="$1" -v d="$2" -v k="$3" -v c="$clk_tck" 'BEGIN { printf "%.3f", (d > 0 ? t / c * k / d : 0) }'; }
@@ -182,8 +187,16 @@ for rep in $(seq 1 "$reps"); do
     record health_cold_p99 "$(kv "$l" health_p99_us)"
 
     log_from=$(($(wc -l <"$scratch/executor-load.log") + 1))
+    read -r cpu_self0 cpu_child0 < <(cpu_ticks "$load_pid")
+    read -r vcs0 ncs0 < <(ctx_switches "$load_pid")
     l="$(run_step run1 "$run_load" --target "$load_addr" --inflight 1 --calls "$calls1" \
         --warmup $((calls1 / 10)))"
+    read -r cpu_self1 cpu_child1 < <(cpu_ticks "$load_pid")
+    read -r vcs1 ncs1 < <(ctx_switches "$load_pid")
+    # The executor's own work per call at 1 in flight: steadier than latency on a noisy machine.
+    record cpu_exe_call1 "$(per_unit $((cpu_self1 - cpu_self0)) "$calls1" 1000)"
+    record vcs_call1 "$(awk -v d=$((vcs1 - vcs0)) -v n="$calls1" 'BEGIN { printf "%.2f", d / n }')"
+    record ncs_call1 "$(awk -v d=$((ncs1 - ncs0)) -v n="$calls1" 'BEGIN { printf "%.2f", d / n }')"
     # The executor's own view of the same calls, from its log lines (see executor_split).
     sed -n "${log_from},\$p" "$scratch/executor-load.log" >>"$scratch/run1-executor.log"
     r1p50="$(kv "$l" p50_us)"
@@ -270,6 +283,7 @@ ms_or_na() { if [ "$1" = n/a ]; then echo n/a; else ms "$1"; fi; }
     echo "| floor: one spawn+wait, 1 spawner, p50 / p99 | $(ms "$(med floor1_p50)") / $(ms "$(med floor1_p99)") | — | |"
     echo "| Run \`true\`, 64 in flight | $(med run64_rate) calls/s ($(rng run64_rate)) = $(awk -v r="$ratio_med" 'BEGIN { printf "%.0f%%", r * 100 }') of the 2-spawner floor | ≥ 85% of floor | $(yesno "$ratio_med >= 0.85") |"
     echo "| Run \`true\`, 1 in flight, p50 / p99 | $(ms "$(med run1_p50)") / $(ms "$(med run1_p99)"); p50 − floor p50 = $(ms "$delta_med") ($(rng delta_p50) µs) | p50 ≤ floor p50 + 0.3 ms | $(yesno "$delta_med <= 300") |"
+    echo "| executor's own work per call at 1 in flight: CPU / context switches of its threads, voluntary + involuntary | $(med cpu_exe_call1) ms / $(med vcs_call1) + $(med ncs_call1) | — | |"
     echo "| Run \`true\`, 64 in flight, p50 / p99 | $(ms "$(med run64_p50)") / $(ms "$(med run64_p99)") | — | |"
     echo "| CPU per call at 64 in flight: executor / its children (\`sh -c true\`) / load generator | $(med cpu_exe_call) / $(med cpu_child_call) / $(med cpu_client_call) ms | — | |"
     echo "| bare unary gRPC round trip (Health/Check, same client and executor), p50 / p99 | $(ms "$(med health_p50)") / $(ms "$(med health_p99)") | — | |"

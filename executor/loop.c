@@ -296,8 +296,9 @@ static int64_t next_timeout_us(exe_server *srv, uint64_t now)
         t = srv->hard_deadline_us;
     if (srv->sweep_due_us && srv->sweep_due_us < t)
         t = srv->sweep_due_us;
-    /* Calls that ended or are ending wake nobody: the next event frees them, or this timer. */
-    if ((srv->dead || srv->naccepted > srv->nrunning) && now + EXE_FREE_DEAD_US < t)
+    /* Calls that ended or are ending wake nobody: the next event frees them, or this timer.
+     * (srv->dead is empty here: the loop frees it just before asking.) */
+    if (srv->naccepted > srv->nrunning && now + EXE_FREE_DEAD_US < t)
         t = now + EXE_FREE_DEAD_US;
     if (t == UINT64_MAX)
         return -1;

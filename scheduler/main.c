@@ -135,6 +135,10 @@ int sch_main(const sch_config *cfg)
                         "--max-attempts >= 1 and 1 <= --output-cap <= --max-output-cap\n");
         return 2;
     }
+    if (cfg->executor_tls_name && !cfg->executor_tls_ca) {
+        fprintf(stderr, "pm-scheduler: --executor-tls-name needs --executor-tls-ca\n");
+        return 2;
+    }
     if (rpc_read_token("pm-scheduler", "token-file", cfg->token_file, &s->token) < 0 ||
         rpc_read_token("pm-scheduler", "executor-token-file", cfg->executor_token_file,
                        &s->executor_token) < 0)
@@ -173,11 +177,6 @@ int sch_main(const sch_config *cfg)
     s->cq = grpc_completion_queue_create_for_next(NULL);
     if (rpc_client_credentials(cfg->executor_tls_ca, &s->exec_creds, err, sizeof err) < 0) {
         fprintf(stderr, "pm-scheduler: --executor-tls-ca %s\n", err);
-        code = 2;
-        goto out_grpc;
-    }
-    if (cfg->executor_tls_name && !cfg->executor_tls_ca) {
-        fprintf(stderr, "pm-scheduler: --executor-tls-name needs --executor-tls-ca\n");
         code = 2;
         goto out_grpc;
     }

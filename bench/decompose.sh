@@ -8,8 +8,7 @@
 #   floor:    clone3 entered -> execve done -> child exited -> wait4 returned
 #   executor: pipe2 (command setup) -> clone entered -> clone returned (parent suspended by vfork)
 #             -> execve done -> child exited -> wait4 returned in the I/O thread (reaped)
-#             -> `exited` sendmsg
-#             -> status sendmsg
+#             -> `exited` sendmsg (the status goes in the same write: one batch)
 set -euo pipefail
 
 usage() {
@@ -159,15 +158,12 @@ for t, comm, tid, name, rest in ex:
         cur["clone_ret"], cur["pid"] = t, ret(rest)
     elif name == "syscalls:sys_exit_wait4" and "pid" in cur and ret(rest) == cur["pid"]:
         cur["reap"] = t
-    elif name == "syscalls:sys_enter_sendmsg" and "reap" in cur:
-        if "exited" not in cur:
-            cur["exited"] = t
-        elif "status" not in cur:
-            cur["status"] = t
+    elif name == "syscalls:sys_enter_sendmsg" and "reap" in cur and "exited" not in cur:
+        cur["exited"] = t
 if cur and "exited" in cur:
     calls.append(cur)
 
-stages = {k: [] for k in ("setup", "suspended", "life", "exec", "run", "reap", "exited", "status")}
+stages = {k: [] for k in ("setup", "suspended", "life", "exec", "run", "reap", "exited")}
 for c in calls:
     if c.get("pid") not in exits or "clone" not in c:
         continue
@@ -180,8 +176,6 @@ for c in calls:
         stages["run"].append(x - execs[c["pid"]])
     stages["reap"].append(c["reap"] - x)
     stages["exited"].append(c["exited"] - c["reap"])
-    if "status" in c:
-        stages["status"].append(c["status"] - c["exited"])
 
 print(f"traced: {len(f_life)} floor spawns, {len(stages['life'])} executor calls; medians in µs")
 print("| stage | floor | executor |")
@@ -192,6 +186,5 @@ print(f"| clone entered -> child exited | {med(f_life)} | {med(stages['life'])} 
 print(f"| of which: clone entered -> execve done | {med(f_exec)} | {med(stages['exec'])} |")
 print(f"| of which: execve done -> child exited | {med(f_run)} | {med(stages['run'])} |")
 print(f"| child exited -> reaped (wait4 returns) | {med(f_reap)} | {med(stages['reap'])} |")
-print(f"| reaped -> `exited` event written | | {med(stages['exited'])} |")
-print(f"| `exited` written -> status written | | {med(stages['status'])} |")
+print(f"| reaped -> `exited` event and status written | | {med(stages['exited'])} |")
 EOF

@@ -3,7 +3,8 @@
 # markdown table of medians with the issue's targets (see docs/benchmarks.md).
 #
 # Each repetition runs, back to back: the two-spawner floor, Run at 64 in flight, the one-spawner
-# floor, Run at 1 in flight, and a 1 GiB stream against a freshly started executor. Ratios and
+# floor, Run at 1 in flight (then the same calls against //bench:grpc_floor, the least a gRPC C
+# core server can do for them), and a 1 GiB stream against a freshly started executor. Ratios and
 # differences are taken within a repetition and their median is reported, so slow drift of a
 # shared machine hits both sides of a comparison alike. Nothing is pinned to a CPU.
 #
@@ -50,14 +51,15 @@ fi
 cd "$repo"
 
 bench_build //bench:spawn_floor //bench:run_load //bench:stream //bench:free_port \
-    //executor:pm-executor //executor:pm-executor-static
+    //bench:grpc_floor //executor:pm-executor //executor:pm-executor-static
 spawn_floor="$bin_root/bench/spawn_floor"
 run_load="$bin_root/bench/run_load"
 stream="$bin_root/bench/stream"
 free_port="$bin_root/bench/free_port"
+grpc_floor="$bin_root/bench/grpc_floor"
 exe_static="$bin_root/executor/pm-executor-static"
 exe_dyn="$bin_root/executor/pm-executor"
-for f in "$spawn_floor" "$run_load" "$stream" "$free_port" "$exe_static"; do
+for f in "$spawn_floor" "$run_load" "$stream" "$free_port" "$grpc_floor" "$exe_static"; do
     [ -x "$f" ] || die "missing $f"
 done
 
@@ -67,14 +69,18 @@ bench_scratch pmbench
 
 # start_executor NAME [FLAGS...]: starts the static executor on a free loopback port and waits
 # until it serves; sets exe_pid and exe_addr. Retries when another process took the port in
-# between.
+# between. With NAME grpc-floor it starts //bench:grpc_floor instead (no flags).
 start_executor() {
     local name="$1" try port
     shift
     for try in 1 2 3; do
         port="$("$free_port")"
-        "$exe_static" --listen "127.0.0.1:$port" --name "bench-$name" "$@" \
-            2>>"$scratch/executor-$name.log" &
+        if [ "$name" = grpc-floor ]; then
+            "$grpc_floor" "127.0.0.1:$port" 2>>"$scratch/executor-$name.log" &
+        else
+            "$exe_static" --listen "127.0.0.1:$port" --name "bench-$name" "$@" \
+                2>>"$scratch/executor-$name.log" &
+        fi
         exe_pid=$!
         pids+=("$exe_pid")
         exe_addr="127.0.0.1:$port"
@@ -145,6 +151,11 @@ for prof in unconfined strict; do
     sbx_addr[$prof]="$exe_addr"
     run_step warmup "$run_load" --target "$exe_addr" --calls 5 --warmup 0 >/dev/null
 done
+# The yardstick for latency at 1 in flight: one thread serving Run with posix_spawn and waitpid.
+start_executor grpc-floor
+gfloor_pid="$exe_pid"
+gfloor_addr="$exe_addr"
+run_step warmup "$run_load" --target "$gfloor_addr" --calls 5 --warmup 0 >/dev/null
 log "idle static executor: VmRSS ${rss_start_kb} kB after start, ${rss_idle_kb} kB after 5 health + 5 Run calls"
 
 # ---- repetitions -----------------------------------------------------------------------------
@@ -205,6 +216,14 @@ for rep in $(seq 1 "$reps"); do
     record run1_rate "$(kv "$l" calls_per_s)"
     record delta_p50 $((r1p50 - f1p50))
 
+    # The same calls served by the least a gRPC C core server does (bench/grpc_floor.c).
+    l="$(run_step grpc_floor1 "$run_load" --target "$gfloor_addr" --inflight 1 --calls "$calls1" \
+        --warmup $((calls1 / 10)))"
+    g1p50="$(kv "$l" p50_us)"
+    record gfloor1_p50 "$g1p50"
+    record gfloor_delta $((g1p50 - f1p50))
+    record exe_vs_gfloor $((r1p50 - g1p50))
+
     # The sandbox's cost (issue 3): the same calls under each profile, against the default one
     # above ("load" runs the executor's default profile).
     for prof in unconfined strict; do
@@ -231,8 +250,8 @@ for rep in $(seq 1 "$reps"); do
     record stream_rss_peak "$(kv "$l" rss_peak_kb)"
     record stream_hwm "$(kv "$l" hwm_final_kb)"
 
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rep" "$f2" "$r64" \
-        "$(tail -n 1 "$scratch/m.ratio")" "$f1p50" "$r1p50" "$((r1p50 - f1p50))" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rep" "$f2" "$r64" \
+        "$(tail -n 1 "$scratch/m.ratio")" "$f1p50" "$r1p50" "$((r1p50 - f1p50))" "$g1p50" \
         "$(tail -n 1 "$scratch/m.pipe_mbps")" "$(tail -n 1 "$scratch/m.stream_mbps")" \
         "$(tail -n 1 "$scratch/m.stream_hwm")" \
         >>"$scratch/reps.md"
@@ -241,6 +260,7 @@ done
 hwm_load_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$load_pid/status")"
 rss_after_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$load_pid/status")"
 stop_executor "$load_pid"
+stop_executor "$gfloor_pid"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- sizes -----------------------------------------------------------------------------------
@@ -283,6 +303,8 @@ ms_or_na() { if [ "$1" = n/a ]; then echo n/a; else ms "$1"; fi; }
     echo "| floor: one spawn+wait, 1 spawner, p50 / p99 | $(ms "$(med floor1_p50)") / $(ms "$(med floor1_p99)") | — | |"
     echo "| Run \`true\`, 64 in flight | $(med run64_rate) calls/s ($(rng run64_rate)) = $(awk -v r="$ratio_med" 'BEGIN { printf "%.0f%%", r * 100 }') of the 2-spawner floor | ≥ 85% of floor | $(yesno "$ratio_med >= 0.85") |"
     echo "| Run \`true\`, 1 in flight, p50 / p99 | $(ms "$(med run1_p50)") / $(ms "$(med run1_p99)"); p50 − floor p50 = $(ms "$delta_med") ($(rng delta_p50) µs) | p50 ≤ floor p50 + 0.3 ms | $(yesno "$delta_med <= 300") |"
+    gf_delta="$(med gfloor_delta)"
+    echo "| the least a gRPC C core server does (\`//bench:grpc_floor\`: posix_spawn, Started, waitpid, Exited + status, one thread), same calls, p50; − floor p50; pm-executor − it | $(ms "$(med gfloor1_p50)"); $(ms "$gf_delta") ($(rng gfloor_delta) µs); $(ms "$(med exe_vs_gfloor)") ($(rng exe_vs_gfloor) µs), pm-executor faster in $(awk '$1 < 0' "$scratch/m.exe_vs_gfloor" | wc -l) of $reps | — | |"
     echo "| executor's own work per call at 1 in flight: CPU / context switches of its threads, voluntary + involuntary | $(med cpu_exe_call1) ms / $(med vcs_call1) + $(med ncs_call1) | — | |"
     echo "| Run \`true\`, 64 in flight, p50 / p99 | $(ms "$(med run64_p50)") / $(ms "$(med run64_p99)") | — | |"
     echo "| CPU per call at 64 in flight: executor / its children (\`sh -c true\`) / load generator | $(med cpu_exe_call) / $(med cpu_child_call) / $(med cpu_client_call) ms | — | |"
@@ -303,8 +325,8 @@ ms_or_na() { if [ "$1" = n/a ]; then echo n/a; else ms "$1"; fi; }
     echo
     echo "Per repetition:"
     echo
-    echo "| rep | floor 2 spawners (spawns/s) | Run 64 in flight (calls/s) | ratio | floor p50 (µs) | Run p50 at 1 (µs) | Δ p50 (µs) | pipe floor (MB/s) | stream (MB/s) | stream VmHWM (kB) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| rep | floor 2 spawners (spawns/s) | Run 64 in flight (calls/s) | ratio | floor p50 (µs) | Run p50 at 1 (µs) | Δ p50 (µs) | grpc_floor p50 (µs) | pipe floor (MB/s) | stream (MB/s) | stream VmHWM (kB) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     cat "$scratch/reps.md"
     echo
     echo "MB = 10^6 bytes, MiB = 2^20 bytes."

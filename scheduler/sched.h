@@ -329,12 +329,26 @@ void sch_watch_free(sch_watch *w);
 void sch_watch_kick(sch *s, sch_watch *list, const sch_blob_event *ev, size_t n);
 void sch_pipelines_free(sch *s);
 int sch_pipelines_load(sch *s, char *err, size_t errlen);
+/* api_pipelines.c: the stored pipeline NAME, or NULL. */
+struct sch_pipe_entry *sch_pipe_find(sch *s, const char *name);
+/* A pipeline or label name: 1-128 of [A-Za-z0-9_.-]. */
+bool sch_name_ok(const char *n);
+void sch_handle_put_pipeline(sch *s, sch_call *c, Pm__Scheduler__V1__PutPipelineRequest *req);
+/* GetPipeline of get_name, or ListPipelines when get_name is NULL. */
+void sch_handle_pipelines(sch *s, sch_call *c, const char *get_name);
 
 /* ---- the daemon -------------------------------------------------------------------------- */
 
 #define SCH_TASK_BUCKETS 4096
 
 typedef struct sch_pipe_entry sch_pipe_entry;
+/* A stored pipeline, decoded once (api_pipelines.c). */
+struct sch_pipe_entry {
+    char *name;
+    Pm__Scheduler__V1__PipelineInfo *info; /* owned (unpacked) */
+    sch_pipeline *pipe;
+    sch_pipe_entry *next;
+};
 
 struct sch {
     sch_config cfg;

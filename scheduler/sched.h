@@ -173,7 +173,17 @@ struct sch_task {
 
 int64_t sch_now_ms(void); /* wall clock, for persisted times */
 
+/* queue.c: the active set (by id), the pools' heaps and the delayed list. */
+void sch_task_insert(sch *s, sch_task *t);
+void sch_task_remove(sch *s, sch_task *t);
+int sch_heap_push(sch_pool *p, sch_task *t);
+void sch_heap_remove(sch_pool *p, sch_task *t);
+void sch_delayed_remove(sch *s, sch_task *t);
+/* Puts a QUEUED task where dispatch finds it: the heap, or the delayed list during backoff. */
+void sch_enqueue(sch *s, sch_task *t);
 sch_task *sch_task_find(sch *s, int64_t id);
+void sch_task_free(sch_task *t);
+
 int sch_tasks_recover(sch *s, char *err, size_t errlen);
 void sch_dispatch(sch *s);
 void sch_tasks_tick(sch *s);
@@ -183,7 +193,6 @@ void sch_task_adopt(sch *s, sch_task *t);
 grpc_status_code sch_task_cancel(sch *s, sch_task *t, sch_call *c, char *msg, size_t len);
 /* Requeues a final task; reply to c when committed. */
 grpc_status_code sch_task_requeue(sch *s, int64_t id, sch_call *c, char *msg, size_t len);
-void sch_task_free(sch_task *t);
 /* Releases every running task (shutdown after the grace period). */
 void sch_tasks_release_all(sch *s);
 size_t sch_tasks_running(sch *s);

@@ -1,10 +1,10 @@
 /*
- * The task lifecycle: the active tasks (hash by id, a priority heap per pool, a delayed list for
- * retries in backoff), leasing a worker slot, running each step as one Run call on the worker's
- * executor of the step's name, turning the executor's events into the task's numbered events, and
- * ending an attempt: the next step, a final state, or a retry. Every change is a write queued to
- * the writer thread; what depends on it being durable (starting a leased step, answering Cancel,
- * putting a retried task back in the heap) happens in the write's completion.
+ * The task lifecycle: the active tasks (queue.c: hash by id, a priority heap per pool, a delayed
+ * list for retries in backoff), leasing a worker slot, running each step as one Run call on the
+ * worker's executor of the step's name, turning the executor's events into the task's numbered
+ * events, and ending an attempt: the next step, a final state, or a retry. Every change is a write
+ * queued to the writer thread; what depends on it being durable (starting a leased step, answering
+ * Cancel, putting a retried task back in the heap) happens in the write's completion.
  *
  * At-least-once: a task is acknowledged once stored QUEUED; it leaves the active set only in a
  * final state. A lease write bumps the attempt number, and every later write of the attempt is
@@ -55,148 +55,6 @@ const char *sch_state_name(int st)
 static bool state_final(int st)
 {
     return st >= SCH_SUCCEEDED;
-}
-
-/* ---- the active set and the heaps ------------------------------------------------------- */
-
-static size_t bucket(int64_t id)
-{
-    return (size_t)((uint64_t)id % SCH_TASK_BUCKETS);
-}
-
-sch_task *sch_task_find(sch *s, int64_t id)
-{
-    for (sch_task *t = s->buckets[bucket(id)]; t; t = t->hnext)
-        if (t->id == id)
-            return t;
-    return NULL;
-}
-
-static void task_insert(sch *s, sch_task *t)
-{
-    t->hnext = s->buckets[bucket(t->id)];
-    s->buckets[bucket(t->id)] = t;
-    s->n_active++;
-}
-
-static void task_remove(sch *s, sch_task *t)
-{
-    for (sch_task **p = &s->buckets[bucket(t->id)]; *p; p = &(*p)->hnext)
-        if (*p == t) {
-            *p = t->hnext;
-            s->n_active--;
-            return;
-        }
-}
-
-void sch_task_free(sch_task *t)
-{
-    if (!t)
-        return;
-    if (t->rec)
-        protobuf_c_message_free_unpacked(&t->rec->base, NULL);
-    free(t);
-}
-
-static bool before(const sch_task *a, const sch_task *b)
-{
-    if (a->rec->priority != b->rec->priority)
-        return a->rec->priority > b->rec->priority;
-    return a->id < b->id;
-}
-
-static void heap_swap(sch_pool *p, size_t i, size_t j)
-{
-    sch_task *t = p->heap[i];
-    p->heap[i] = p->heap[j];
-    p->heap[j] = t;
-    p->heap[i]->heap_idx = i;
-    p->heap[j]->heap_idx = j;
-}
-
-static void heap_up(sch_pool *p, size_t i)
-{
-    while (i > 0 && before(p->heap[i], p->heap[(i - 1) / 2])) {
-        heap_swap(p, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static void heap_down(sch_pool *p, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->n_heap && before(p->heap[l], p->heap[m]))
-            m = l;
-        if (r < p->n_heap && before(p->heap[r], p->heap[m]))
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(p, i, m);
-        i = m;
-    }
-}
-
-static int heap_push(sch_pool *p, sch_task *t)
-{
-    if (p->n_heap == p->cap_heap) {
-        size_t cap = p->cap_heap ? p->cap_heap * 2 : 256;
-        sch_task **h = realloc(p->heap, cap * sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        p->heap = h;
-        p->cap_heap = cap;
-    }
-    t->heap_idx = p->n_heap;
-    p->heap[p->n_heap++] = t;
-    t->in_heap = true;
-    heap_up(p, t->heap_idx);
-    return 0;
-}
-
-static void heap_remove(sch_pool *p, sch_task *t)
-{
-    if (!t->in_heap)
-        return;
-    size_t i = t->heap_idx;
-    t->in_heap = false;
-    p->n_heap--;
-    if (i == p->n_heap)
-        return;
-    p->heap[i] = p->heap[p->n_heap];
-    p->heap[i]->heap_idx = i;
-    heap_down(p, i);
-    heap_up(p, i);
-}
-
-static void delayed_remove(sch *s, sch_task *t)
-{
-    if (!t->delayed)
-        return;
-    for (sch_task **pp = &s->delayed; *pp; pp = &(*pp)->next_delayed)
-        if (*pp == t) {
-            *pp = t->next_delayed;
-            break;
-        }
-    t->delayed = false;
-}
-
-/* Puts a QUEUED task where dispatch finds it: the heap, or the delayed list during backoff. */
-static void enqueue(sch *s, sch_task *t)
-{
-    t->phase = TP_QUEUED;
-    if (t->rec->not_before_ms > sch_now_ms()) {
-        t->delayed = true;
-        t->next_delayed = s->delayed;
-        s->delayed = t;
-        return;
-    }
-    if (heap_push(t->pool, t) < 0) {
-        /* Out of memory: keep it in the delayed list, which needs none, and try again later. */
-        t->delayed = true;
-        t->next_delayed = s->delayed;
-        s->delayed = t;
-    }
 }
 
 /* ---- records and events ----------------------------------------------------------------- */
@@ -328,7 +186,7 @@ static void op_done(sch *s, sch_op *op)
             if (t->cancel_requested) {
                 finish(s, t, SCH_CANCELLED, "cancelled by request");
             } else {
-                enqueue(s, t);
+                sch_enqueue(s, t);
                 sch_dispatch(s);
             }
         }
@@ -342,7 +200,7 @@ static void op_done(sch *s, sch_op *op)
      * tasks under the same lock. */
     bool gone = t->phase == TP_FINISHING && state_final(t->rec->state) && t->writes == 0;
     if (gone)
-        task_remove(s, t);
+        sch_task_remove(s, t);
     pthread_mutex_unlock(&s->mu);
     /* Watchers read the store themselves; a task gone from memory tells them it is final. */
     sch_watch_kick(s, kick, op->rc < 0 ? NULL : op->events, op->rc < 0 ? 0 : op->n_events);
@@ -590,7 +448,7 @@ void sch_lease_committed(sch *s, sch_task *t, int rc)
         release_worker(s, t);
         t->rec->state = PM__SCHEDULER__V1__TASK_STATE__QUEUED;
         t->rec->not_before_ms = sch_now_ms() + 1000;
-        enqueue(s, t);
+        sch_enqueue(s, t);
         return;
     }
     if (t->cancel_requested) {
@@ -643,7 +501,7 @@ void sch_dispatch(sch *s)
             sch_worker *w = sch_worker_pick(p, t->avoid);
             if (!w)
                 break;
-            heap_remove(p, t);
+            sch_heap_remove(p, t);
             lease(s, t, w);
         }
     }
@@ -655,8 +513,8 @@ void sch_task_adopt(sch *s, sch_task *t)
 {
     t->next_seq = t->rec->last_seq + 1;
     t->committed_seq = t->rec->last_seq;
-    task_insert(s, t);
-    enqueue(s, t);
+    sch_task_insert(s, t);
+    sch_enqueue(s, t);
     sch_dispatch(s);
 }
 
@@ -713,7 +571,7 @@ static int recover_row(const sch_task_row *row, void *arg)
     t->pool = pool_of(s, r, err, sizeof err);
     t->next_seq = last + 1;
     t->committed_seq = last;
-    task_insert(s, t);
+    sch_task_insert(s, t);
     if (!t->pool) {
         /* The workers config no longer has a pool for it: fail it rather than keep it forever. */
         t->phase = TP_FINISHING;
@@ -723,7 +581,7 @@ static int recover_row(const sch_task_row *row, void *arg)
         return 0;
     }
     if (row->state == SCH_QUEUED) {
-        enqueue(s, t);
+        sch_enqueue(s, t);
     } else if (sch_lease_reclaimable(row->lease_owner, row->lease_expires_ms, s->cfg.id,
                                      sch_now_ms())) {
         char why[300];
@@ -767,8 +625,8 @@ grpc_status_code sch_task_cancel(sch *s, sch_task *t, sch_call *c, char *msg, si
     t->waiters = c;
     switch (t->phase) {
     case TP_QUEUED:
-        heap_remove(t->pool, t);
-        delayed_remove(s, t);
+        sch_heap_remove(t->pool, t);
+        sch_delayed_remove(s, t);
         finish(s, t, SCH_CANCELLED, "cancelled by request");
         break;
     case TP_LEASING:
@@ -914,7 +772,7 @@ void sch_tasks_tick(sch *s)
         if (t->rec->not_before_ms <= now) {
             *pp = t->next_delayed;
             t->delayed = false;
-            if (heap_push(t->pool, t) < 0) {
+            if (sch_heap_push(t->pool, t) < 0) {
                 t->delayed = true;
                 t->next_delayed = *pp;
                 *pp = t;

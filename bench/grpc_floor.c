@@ -63,14 +63,8 @@ static bool wait_tag(grpc_completion_queue *cq, int t)
     return wait_either(cq, t, -1) == t;
 }
 
-static uint64_t walls[100000];
-static size_t nwalls;
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
+/* Each call's spawn+wait, for the p50 printed at exit. */
+static bench_samples walls;
 
 static grpc_byte_buffer *event_bb(const Pm__Executor__V1__RunEvent *ev)
 {
@@ -114,8 +108,7 @@ static void serve_one(grpc_completion_queue *cq, grpc_call *call, grpc_byte_buff
     if (rc == 0)
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
-    if (nwalls < sizeof walls / sizeof walls[0])
-        walls[nwalls++] = rpc_now_us() - t0;
+    bench_samples_add(&walls, rpc_now_us() - t0);
     wait_tag(cq, T_STARTED);
     grpc_byte_buffer_destroy(bb);
 
@@ -136,6 +129,10 @@ int main(int argc, char **argv)
     if (argc != 2) {
         fprintf(stderr, "usage: grpc_floor HOST:PORT\n");
         return 2;
+    }
+    if (bench_samples_init(&walls, 100000) < 0) {
+        fprintf(stderr, "grpc_floor: out of memory\n");
+        return 1;
     }
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -192,10 +189,10 @@ int main(int argc, char **argv)
                                             t == T_NEW ? &deadline : &hdeadline, m, r, cq, cq,
                                             &tags[t]);
     }
-    qsort(walls, nwalls, sizeof walls[0], cmp_u64);
-    if (nwalls)
-        fprintf(stderr, "grpc_floor: %zu spawns, spawn+wait p50 %llu us\n", nwalls,
-                (unsigned long long)walls[nwalls / 2]);
+    if (walls.n)
+        fprintf(stderr, "grpc_floor: %zu spawns, spawn+wait p50 %llu us\n", walls.n,
+                (unsigned long long)bench_percentile(&walls, 0.5));
+    bench_samples_free(&walls);
     grpc_server_shutdown_and_notify(server, cq, NULL);
     grpc_server_cancel_all_calls(server);
     grpc_completion_queue_shutdown(cq);
